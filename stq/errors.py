@@ -1,0 +1,135 @@
+"""One exception tree for STQ.
+
+Every error that can reach a user is an ``StqError``: it carries a stable
+``code`` (the ``error.code`` of the HTTP error body), the HTTP status the API
+answers with, and the CLI exit code. The API has exactly one handler that maps
+these to SPEC section 5's body; the CLI has exactly one place that turns them
+into a line and an exit code. A subclass without a message falls back to its
+docstring, so raising ``NotFound()`` still says something useful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Exit codes of every ``stq`` command (SPEC section 4).
+EXIT_OK = 0
+#: Unknown id, unreadable or invalid file, failed workflow.
+EXIT_FAILED = 1
+#: Usage error, unreachable server, refused token.
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located defect of a workflow document.
+
+    ``file``/``line``/``col`` locate it in a YAML file (1-based) for the CLI;
+    ``path`` locates it in the document (a JSON Pointer such as
+    ``/tasks/build/max_attempts``) for the API, where there is no file.
+    """
+
+    message: str
+    path: str = ""
+    file: str = "<document>"
+    line: int = 1
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+    def as_detail(self) -> dict[str, Any]:
+        """The API's ``details`` entry: where in the document and what."""
+        return {"path": self.path, "message": self.message, "line": self.line, "column": self.col}
+
+
+class StqError(Exception):
+    """Something went wrong in STQ."""
+
+    code = "error"
+    http_status = 500
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str | None = None, details: list[dict[str, Any]] | None = None):
+        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.details = details or []
+        super().__init__(self.message)
+
+    def as_body(self) -> dict[str, Any]:
+        """SPEC section 5's error body."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(StqError):
+    """The request is malformed."""
+
+    code = "bad_request"
+    http_status = 400
+    exit_code = EXIT_USAGE
+
+
+class Unauthorized(StqError):
+    """A valid bearer token is required: send 'Authorization: Bearer <token>'."""
+
+    code = "unauthorized"
+    http_status = 401
+    exit_code = EXIT_USAGE
+
+
+class NotFound(StqError):
+    """No such id."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(StqError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class PayloadTooLarge(StqError):
+    """The request body is over the 16 MiB limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class WorkflowInvalid(StqError):
+    """The workflow document is invalid."""
+
+    code = "invalid_workflow"
+    http_status = 422
+
+    def __init__(self, problems: list[Problem], message: str | None = None):
+        self.problems = problems
+        first = str(problems[0]) if problems else "invalid workflow"
+        summary = message or (
+            first if len(problems) == 1 else f"{first} (and {len(problems) - 1} more problems)"
+        )
+        super().__init__(summary, [p.as_detail() for p in problems])
+
+
+class StoreUnavailable(StqError):
+    """The store does not answer."""
+
+    code = "store_unavailable"
+    http_status = 503
+    exit_code = EXIT_USAGE
+
+
+class UsageError(StqError):
+    """The command line is wrong: see 'stq --help'."""
+
+    code = "usage"
+    exit_code = EXIT_USAGE
+
+
+class ServerUnreachable(StqError):
+    """The server cannot be reached: start 'stq server' or set STQ_SERVER."""
+
+    code = "unreachable"
+    exit_code = EXIT_USAGE

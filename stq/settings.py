@@ -1,0 +1,55 @@
+"""The environment and flags, read once into a frozen ``Settings``.
+
+Nothing else in STQ reads ``os.environ`` for configuration: the CLI and the
+gunicorn entry point build one ``Settings`` and pass it down, so tests can
+build their own without touching the process environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEFAULT_DB = "stq.db"
+DEFAULT_HEARTBEAT_TIMEOUT = 60.0
+#: Request bodies over this are refused with 413 before they are read whole.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Output kept per attempt: the last MiB of stdout and stderr together.
+MAX_OUTPUT_BYTES = 1024 * 1024
+#: Longest long-poll a claim may ask for; more counts as this.
+MAX_CLAIM_WAIT = 30.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything STQ's processes are configured with."""
+
+    server_url: str = DEFAULT_SERVER
+    token: str | None = None
+    db: str = DEFAULT_DB
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """What runners are asked for: a sixth of the timeout, at most 10 s."""
+        return min(10.0, self.heartbeat_timeout / 6)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``STQ_SERVER``, ``STQ_TOKEN``, ``STQ_DB``, ``STQ_HEARTBEAT_TIMEOUT``."""
+        env = os.environ if environ is None else environ
+        timeout_text = env.get("STQ_HEARTBEAT_TIMEOUT", "").strip()
+        try:
+            timeout = float(timeout_text) if timeout_text else DEFAULT_HEARTBEAT_TIMEOUT
+        except ValueError:
+            timeout = DEFAULT_HEARTBEAT_TIMEOUT
+        if not timeout > 0:
+            timeout = DEFAULT_HEARTBEAT_TIMEOUT
+        return cls(
+            server_url=(env.get("STQ_SERVER") or DEFAULT_SERVER).rstrip("/"),
+            token=env.get("STQ_TOKEN") or None,
+            db=env.get("STQ_DB") or DEFAULT_DB,
+            heartbeat_timeout=timeout,
+        )

@@ -1,0 +1,127 @@
+"""Test helpers: bounded polls instead of sleeps, free ports, live gunicorn servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+
+T = TypeVar("T")
+BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT = 20.0
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail loudly at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without any STQ_* a developer's shell may carry, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STQ_")}
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class LiveServer:
+    """A real ``gunicorn stq.api:app`` on a free loopback port."""
+
+    db: Path
+    workers: int = 4
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        """Start gunicorn and poll health; retry once on a port clash."""
+        for _ in range(3):
+            self.port = free_port()
+            self.log = self.db.with_suffix(f".{self.port}.log")
+            env = scrubbed_env({"STQ_DB": str(self.db), **self.env})
+            cmd = [
+                str(BIN / "gunicorn"),
+                "stq.api:app",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "8",
+                "--graceful-timeout",
+                "2",
+            ]
+            with open(self.log, "wb") as log:
+                self.process = subprocess.Popen(
+                    cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            if self._wait_healthy():
+                return self
+            self.stop()
+        raise AssertionError(f"gunicorn did not start: {self.log_text()}")
+
+    def _wait_healthy(self) -> bool:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                return False
+            try:
+                if requests.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL the whole gunicorn process group (master and workers)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(SHUTDOWN_TIMEOUT)
+
+    def stop(self) -> None:
+        """SIGTERM, wait, then SIGKILL: never leave a server behind."""
+        if not self.process or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(SHUTDOWN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
