@@ -1,0 +1,223 @@
+"""The workflow JSON Schema: loaded once from the package, errors in words people use.
+
+``stq/schemas/workflow.schema.json`` is the single source of truth for the
+format (SPEC section 2). jsonschema reports every error (``iter_errors``); its
+own messages print whole instances and say "Additional properties are not
+allowed", so each kind of error is rewritten here into one short sentence
+placed on the offending node.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from stq.errors import Problem
+from stq.loader.locate import Locator
+
+_LONGEST = 200
+
+
+@cache
+def workflow_schema() -> dict[str, Any]:
+    """The schema as a dict (shared: callers must not change it)."""
+    text = resources.files("stq.schemas").joinpath("workflow.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
+    """One validator for the document around its tasks, one for a single task.
+
+    Validating 100,000 tasks in one jsonschema call takes ~10 s; split this way
+    tasks that ``_plainly_valid`` accepts skip jsonschema entirely.
+    """
+    schema = workflow_schema()
+    tasks = {
+        k: v
+        for k, v in schema["properties"]["tasks"].items()
+        if k not in ("propertyNames", "additionalProperties")
+    }
+    outer = {**schema, "properties": {**schema["properties"], "tasks": tasks}}
+    task = {**schema, "$ref": "#/$defs/task"}
+    for key in ("type", "required", "properties", "additionalProperties"):
+        task.pop(key)
+    return Draft202012Validator(outer), Draft202012Validator(task)
+
+
+@cache
+def _limits() -> dict[str, Any]:
+    """The numbers and patterns ``_plainly_valid`` needs, read from the schema itself."""
+    defs = workflow_schema()["$defs"]
+    return {
+        "name": re.compile(defs["name"]["pattern"]),
+        "attempts": (defs["max_attempts"]["minimum"], defs["max_attempts"]["maximum"]),
+        "priority": (defs["priority"]["minimum"], defs["priority"]["maximum"]),
+    }
+
+
+def _in_range(value: Any, bounds: tuple[int, int]) -> bool:
+    return type(value) is int and bounds[0] <= value <= bounds[1]
+
+
+def _plainly_valid(task: Any, limits: dict[str, Any]) -> bool:
+    """True only for a task the schema surely accepts (the common shapes); else ask jsonschema."""
+    if type(task) is not dict or not task.keys() <= _FAST_FIELDS:
+        return False
+    command = task.get("command")
+    if not (type(command) is str and command) and not (
+        type(command) is list and command and all(type(arg) is str for arg in command)
+    ):
+        return False
+    deps = task.get("depends_on", ())
+    name = limits["name"].match
+    if type(deps) not in (list, tuple) or len(set(deps)) != len(deps):
+        return False
+    if not all(type(dep) is str and name(dep) for dep in deps):
+        return False
+    return _in_range(task.get("max_attempts", 1), limits["attempts"]) and _in_range(
+        task.get("priority", 0), limits["priority"]
+    )
+
+
+_FAST_FIELDS = frozenset({"command", "depends_on", "max_attempts", "priority"})
+
+
+def _short(value: Any) -> str:
+    """The value as a person wrote it (``null``, ``true``), cut to a readable length."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    text = repr(value)
+    return text if len(text) <= _LONGEST else text[: _LONGEST - 3] + "..."
+
+
+_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "empty",
+}
+
+
+def _type_words(types: str | list[str]) -> str:
+    names = [types] if isinstance(types, str) else types
+    words = [_TYPES.get(name, name) for name in names]
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
+
+
+def _message(error: ValidationError) -> str:
+    """One sentence for one jsonschema error, naming the limit that was crossed."""
+    kind, schema, value = error.validator, error.schema, error.instance
+    hint = schema.get("x-message") if isinstance(schema, dict) else None
+    if kind in ("anyOf", "oneOf", "pattern") and hint:
+        return f"{_short(value)} {hint}"
+    texts = {
+        "type": lambda: f"must be {_type_words(error.validator_value)}, not {_short(value)}",
+        "required": lambda: f"missing required field {error.message.split(' is ')[0]}",
+        "minProperties": lambda: "must not be empty",
+        "maxProperties": lambda: (
+            f"has {len(value)} entries, more than the limit of {error.validator_value}"
+        ),
+        "minItems": lambda: "must not be empty",
+        "maxItems": lambda: (
+            f"has {len(value)} items, more than the limit of {error.validator_value}"
+        ),
+        "minLength": lambda: "must not be empty",
+        "maxLength": lambda: f"is longer than {error.validator_value} characters",
+        "uniqueItems": lambda: f"lists {_duplicate(value)!r} more than once",
+    }
+    make = texts.get(kind)
+    return make() if make else error.message[:_LONGEST]
+
+
+def _duplicate(items: list[Any]) -> Any:
+    seen: list[Any] = []
+    for item in items:
+        if item in seen:
+            return item
+        seen.append(item)
+    return None
+
+
+def _unknown_fields(error: ValidationError, path: list[Any], where: Locator) -> list[Problem]:
+    """One problem per unknown key, at the key, with a guess at what was meant."""
+    known = list(error.schema.get("properties", {}))
+    problems = []
+    for key in error.instance:
+        if key in known:
+            continue
+        guess = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else f" (known: {', '.join(known)})"
+        problems.append(
+            where.problem([*path, key], f"unknown field '{key}'{hint}", at_key=True)
+            if path
+            else _top_unknown(where, key, hint)
+        )
+    return problems
+
+
+def _top_unknown(where: Locator, key: Any, hint: str) -> Problem:
+    line, col, _ = where.where([key], at_key=True)
+    return Problem(f"unknown field '{key}'{hint}", f"/{key}", where.filename, line, col)
+
+
+def _bad_name(error: ValidationError, path: list[Any], where: Locator) -> Problem:
+    """``propertyNames`` failed: the error sits on the mapping, the culprit is the key."""
+    name = error.instance
+    hint = error.schema.get("x-message", "is not a valid name")
+    what = "task name" if path == ["tasks"] else "name"
+    line, col, _ = where.where([*path, name], at_key=True)
+    problem = where.problem(path, f"{what} {_short(name)} {hint}")
+    return Problem(problem.message, problem.path, problem.file, line, col)
+
+
+def _errors(doc: Any) -> Iterator[tuple[ValidationError, list[Any]]]:
+    """Every jsonschema error of the document with its path from the root."""
+    outer, single = _validators()
+    for error in outer.iter_errors(doc):
+        yield error, list(error.absolute_path)
+    tasks = doc.get("tasks")
+    if not isinstance(tasks, dict):
+        return
+    limits = _limits()
+    name_ok = limits["name"].match
+    for name, task in tasks.items():
+        if not name_ok(name):
+            name_schema = workflow_schema()["$defs"]["name"]
+            yield (
+                ValidationError(
+                    "bad name", validator="propertyNames", instance=name, schema=name_schema
+                ),
+                ["tasks"],
+            )
+        if _plainly_valid(task, limits):
+            continue
+        for error in single.iter_errors(task):
+            yield error, ["tasks", name, *error.absolute_path]
+
+
+def schema_problems(doc: Any, where: Locator) -> list[Problem]:
+    """Every way ``doc`` (a dict) breaks the schema, located."""
+    problems: list[Problem] = []
+    for error, path in _errors(doc):
+        if (
+            error.validator == "additionalProperties"
+            and error.schema.get("additionalProperties") is False
+        ):
+            problems.extend(_unknown_fields(error, path, where))
+        elif error.validator == "propertyNames" or ("propertyNames" in error.relative_schema_path):
+            problems.append(_bad_name(error, path, where))
+        else:
+            at_key = error.validator == "required"
+            problems.append(where.problem(path, _message(error), at_key=at_key))
+    return problems
