@@ -1,0 +1,108 @@
+"""Claiming: find the first claimable task in claim order and start an attempt.
+
+A task is claimable when it is ``todo`` with no unfinished dependency
+(``pending_deps = 0``, maintained as dependencies complete) and its
+``ready_at`` (retry_delay after a failure) has passed. Two partial indexes hold
+exactly those rows in claim order (priority desc, workflow age, file order):
+one for unlabelled tasks, the common case, answered by reading one index
+entry; one for labelled tasks, keyed by label set first. For a runner with
+labels, a loose index scan lists the distinct label sets waiting (few in
+practice), and the first entry of each set the runner has every label of is
+read; the best of those and the best unlabelled task wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from stq.model import Claim, TaskState
+from stq.store import records, rules
+from stq.store.transitions import Tx, shift
+
+_ORDER = " ORDER BY priority DESC, workflow_id, position"
+_CLAIMABLE = "state = 'todo' AND pending_deps = 0 AND ready_at <= ?"
+#: The best unlabelled claimable task (first entry of task_claimable_plain).
+FIRST_PLAIN = (
+    "SELECT priority, workflow_id, position, id FROM task{hint} "
+    f"WHERE {_CLAIMABLE} AND labels IS NULL{_ORDER} LIMIT 1"
+)
+_WAITING = "state = 'todo' AND pending_deps = 0 AND labels IS NOT NULL"
+#: The distinct label sets of claimable tasks: a loose scan, one index probe per set.
+LABEL_SETS = f"""
+WITH RECURSIVE label_sets (labels) AS (
+    SELECT min(labels) FROM task{{hint}} WHERE {_WAITING}
+    UNION ALL
+    SELECT (SELECT min(labels) FROM task{{hint}} WHERE {_WAITING} AND labels > label_sets.labels)
+      FROM label_sets WHERE label_sets.labels IS NOT NULL
+)
+SELECT labels FROM label_sets WHERE labels IS NOT NULL
+"""
+#: The best claimable task with exactly this label set.
+FIRST_LABELLED = (
+    "SELECT priority, workflow_id, position, id FROM task{hint} "
+    f"WHERE {_CLAIMABLE} AND labels IS NOT NULL AND labels = ?{_ORDER} LIMIT 1"
+)
+#: What starting an attempt needs of the task, re-checked under the write lock.
+TASK_TO_START = (
+    "SELECT workflow_id, name, command, env, cwd, duration, attempts_used FROM task "
+    f"WHERE id = ? AND {_CLAIMABLE}"
+)
+START_ATTEMPT = (
+    "INSERT INTO attempt (task_id, number, status, runner, started, heartbeat, deadline) "
+    "VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id"
+)
+MARK_IN_PROCESS = (
+    "UPDATE task SET state = 'in_process', attempts_used = ?, started = ?, runner = ? WHERE id = ?"
+)
+
+
+def find_candidate(tx: Tx, labels: Collection[str]) -> int | None:
+    """The id of the first claimable task the runner may take, or None."""
+    hint = tx.dialect.use_index("task_claimable_plain")
+    best = tx.one(FIRST_PLAIN.format(hint=hint) + tx.dialect.lock_candidate, (tx.now,))
+    if labels:
+        labelled = _first_labelled(tx, labels)
+        if labelled is not None and (best is None or _key(labelled) < _key(best)):
+            best = labelled
+    return None if best is None else int(best[3])
+
+
+def _key(row: tuple) -> tuple:
+    return (-row[0], row[1], row[2])
+
+
+def _first_labelled(tx: Tx, labels: Collection[str]) -> tuple | None:
+    hint = tx.dialect.use_index("task_claimable_labelled")
+    sets = [row[0] for row in tx.all(LABEL_SETS.format(hint=hint))]
+    first = FIRST_LABELLED.format(hint=hint) + tx.dialect.lock_candidate
+    best = None
+    for label_set in sets:
+        if rules.labels_match(records.load_labels(label_set), labels):
+            row = tx.one(first, (tx.now, label_set))
+            if row is not None and (best is None or _key(row) < _key(best)):
+                best = tuple(row)
+    return best
+
+
+def start_attempt(tx: Tx, task_id: int, runner: str) -> Claim | None:
+    """Create the attempt and move the task to in_process; None if it was taken meanwhile."""
+    row = tx.one(TASK_TO_START, (task_id, tx.now))
+    if row is None:
+        return None
+    workflow_id, name, command, env, cwd, duration, used = row
+    number = used + 1
+    deadline = None if duration is None else tx.now + duration
+    attempt_id = tx.one(START_ATTEMPT, (task_id, number, runner, tx.now, tx.now, deadline))[0]
+    tx.run(MARK_IN_PROCESS, (number, tx.now, runner, task_id))
+    shift(tx, workflow_id, TaskState.TODO, TaskState.IN_PROCESS)
+    return Claim(
+        attempt_id=records.make_id("a", attempt_id),
+        task_id=records.make_id("t", task_id),
+        workflow_id=records.make_id("w", workflow_id),
+        task_name=name,
+        attempt_number=number,
+        command=records.load_command(command),
+        env=records.env_from_text(env),
+        cwd=cwd,
+        duration=duration,
+    )

@@ -1,0 +1,133 @@
+"""Ids and rows: how stored rows become the records of ``stq.model``.
+
+Ids are opaque strings to everyone else; here they are a one-letter prefix and
+the row's AUTOINCREMENT integer (``w12``, ``t345``, ``a6``), so they are never
+reused after a delete. A malformed id, or one with the wrong prefix, is simply
+unknown (``NotFound``), never a 400 or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stq.errors import NotFound
+from stq.model import (
+    Attempt,
+    AttemptStatus,
+    Command,
+    Task,
+    TaskReason,
+    TaskState,
+    Workflow,
+    WorkflowState,
+)
+
+_ID = re.compile(r"([wta])([1-9][0-9]{0,17})")
+_NOUN = {"w": "workflow", "t": "task", "a": "attempt"}
+
+#: Columns read for a Task record, in the order ``task_from_row`` expects.
+TASK_COLUMNS = (
+    "id, workflow_id, name, state, reason, depends_on, attempts_used, command, duration, "
+    "max_attempts, labels, priority, created, started, finished, runner"
+)
+#: Columns read for a Workflow record, in the order ``workflow_from_row`` expects.
+WORKFLOW_COLUMNS = (
+    "id, name, description, state, created, finished, n_todo, n_in_process, n_completed, n_failed"
+)
+#: Columns read for an Attempt record, in the order ``attempt_from_row`` expects.
+ATTEMPT_COLUMNS = "id, task_id, number, status, runner, started, finished, exit_code, reason"
+
+
+def make_id(prefix: str, number: int) -> str:
+    return f"{prefix}{number}"
+
+
+def parse_id(prefix: str, text: object) -> int:
+    """The row id inside ``text``; ``NotFound`` when it is not a ``prefix`` id."""
+    match = _ID.fullmatch(text) if isinstance(text, str) else None
+    if match is None or match.group(1) != prefix:
+        raise NotFound(f"No {_NOUN[prefix]} with id {text!r}")
+    return int(match.group(2))
+
+
+def not_found(prefix: str, number: int) -> NotFound:
+    return NotFound(f"No {_NOUN[prefix]} with id {make_id(prefix, number)!r}")
+
+
+def dump_command(command: Command) -> str:
+    return json.dumps(command if isinstance(command, str) else list(command))
+
+
+def load_command(text: str) -> Command:
+    value = json.loads(text)
+    return value if isinstance(value, str) else tuple(value)
+
+
+def dump_labels(labels: Sequence[str]) -> str | None:
+    """NULL for no labels, so unlabelled tasks use their own partial index."""
+    return json.dumps(sorted(set(labels))) if labels else None
+
+
+def load_labels(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
+def counts_from(values: Sequence[int]) -> dict[str, int]:
+    """Counts per task state from the four n_* columns, in ``TaskState`` order."""
+    return {state.value: int(n or 0) for state, n in zip(TaskState, values, strict=True)}
+
+
+def workflow_from_row(row: Sequence[Any], tasks: tuple[Task, ...] | None = None) -> Workflow:
+    return Workflow(
+        id=make_id("w", row[0]),
+        name=row[1],
+        description=row[2],
+        state=WorkflowState(row[3]),
+        created=row[4],
+        finished=row[5],
+        counts=counts_from(row[6:10]),
+        tasks=tasks,
+    )
+
+
+def task_from_row(row: Sequence[Any], attempts: tuple[Attempt, ...] | None = None) -> Task:
+    return Task(
+        id=make_id("t", row[0]),
+        workflow_id=make_id("w", row[1]),
+        name=row[2],
+        state=TaskState(row[3]),
+        reason=TaskReason(row[4]) if row[4] else None,
+        depends_on=tuple(json.loads(row[5])),
+        attempts_used=row[6],
+        command=load_command(row[7]),
+        duration=row[8],
+        max_attempts=row[9],
+        labels=load_labels(row[10]),
+        priority=row[11],
+        created=row[12],
+        started=row[13],
+        finished=row[14],
+        runner=row[15],
+        attempts=attempts,
+    )
+
+
+def attempt_from_row(row: Sequence[Any]) -> Attempt:
+    return Attempt(
+        id=make_id("a", row[0]),
+        task_id=make_id("t", row[1]),
+        number=row[2],
+        status=AttemptStatus(row[3]),
+        runner=row[4],
+        started=row[5],
+        finished=row[6],
+        exit_code=row[7],
+        reason=row[8],
+    )
+
+
+def env_from_text(text: str) -> Mapping[str, str]:
+    return dict(json.loads(text))

@@ -1,0 +1,117 @@
+"""A runner's result for one attempt, and the sanity check of a submitted spec.
+
+A result is accepted once: the answer given is stored on the attempt, and a
+repeat of the same report gets that answer back unchanged. A success counts
+even after the server presumed the attempt timed out or lost, as long as the
+task is not terminal yet; a failure reported after such a presumption changes
+nothing (the attempt already counted as failed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from stq.errors import Conflict, Problem, WorkflowInvalid
+from stq.model import (
+    AttemptReason,
+    AttemptStatus,
+    Report,
+    ResultAck,
+    TaskReason,
+    TaskState,
+    WorkflowSpec,
+)
+from stq.store import records, rules, transitions
+from stq.store.transitions import Tx
+
+ATTEMPT_FOR_REPORT = """
+SELECT a.status, a.reason, a.ack_attempt, a.ack_task, a.task_id, t.workflow_id, t.state, t.reason
+  FROM attempt a JOIN task t ON t.id = a.task_id WHERE a.id = ?
+"""
+
+
+def report(tx: Tx, attempt_id: int, result: Report) -> ResultAck:
+    """Apply one result inside the open transaction; the answer for the runner."""
+    row = tx.one(ATTEMPT_FOR_REPORT, (attempt_id,))
+    if row is None:
+        raise records.not_found("a", attempt_id)
+    status, reason, ack_attempt, ack_task, task_id, workflow_id, task_state, task_reason = row
+    if ack_attempt is not None:
+        return ResultAck(AttemptStatus(ack_attempt), TaskState(ack_task))
+    if reason == AttemptReason.CANCELLED or task_reason == TaskReason.CANCELLED:
+        raise Conflict(
+            f"{records.make_id('a', attempt_id)}: its workflow was cancelled; result not recorded"
+        )
+    if AttemptStatus(result.status) == AttemptStatus.COMPLETED:
+        _completed(tx, attempt_id, task_id, workflow_id, TaskState(task_state), result)
+    else:
+        _failed(tx, attempt_id, task_id, AttemptStatus(status), result)
+    new_status, new_state = tx.one(
+        "SELECT a.status, t.state FROM attempt a JOIN task t ON t.id = a.task_id WHERE a.id = ?",
+        (attempt_id,),
+    )
+    tx.run(
+        "UPDATE attempt SET ack_attempt = ?, ack_task = ? WHERE id = ?",
+        (new_status, new_state, attempt_id),
+    )
+    tx.run(
+        "INSERT INTO output (attempt_id, text) VALUES (?, ?)",
+        (attempt_id, rules.keep_tail(result.output or "")),
+    )
+    return ResultAck(AttemptStatus(new_status), TaskState(new_state))
+
+
+def _completed(
+    tx: Tx, attempt_id: int, task_id: int, workflow_id: int, state: TaskState, result: Report
+) -> None:
+    """Late success counts: the attempt becomes completed whatever was presumed."""
+    tx.run(
+        "UPDATE attempt SET status = 'completed', reason = NULL, exit_code = ?, finished = ? "
+        "WHERE id = ?",
+        (result.exit_code if result.exit_code is not None else 0, tx.now, attempt_id),
+    )
+    if not state.terminal:
+        transitions.complete(tx, task_id, workflow_id, state)
+
+
+def _failed(tx: Tx, attempt_id: int, task_id: int, status: AttemptStatus, result: Report) -> None:
+    if status != AttemptStatus.RUNNING:  # already presumed timed out or lost: keep that verdict
+        tx.run(
+            "UPDATE attempt SET exit_code = coalesce(exit_code, ?) WHERE id = ?",
+            (result.exit_code, attempt_id),
+        )
+        return
+    tx.run(
+        "UPDATE attempt SET status = 'failed', reason = ?, exit_code = ?, finished = ? "
+        "WHERE id = ?",
+        (
+            rules.failure_reason(result.exit_code, result.message),
+            result.exit_code,
+            tx.now,
+            attempt_id,
+        ),
+    )
+    transitions.attempt_failed(tx, task_id)
+
+
+def check_spec(spec: WorkflowSpec) -> list[tuple[str, ...]]:
+    """Each task's distinct dependencies; ``WorkflowInvalid`` for what the loader rejects.
+
+    The loader already rejects these; the store checks again because it is also
+    called directly (tests, benchmarks) and must never store a broken graph.
+    """
+    seen = Counter(t.name for t in spec.tasks)
+    known = set(seen)
+    problems = [Problem(f"duplicate task name {n!r}") for n, k in seen.items() if k > 1]
+    depends = []
+    for task in spec.tasks:
+        deps = tuple(dict.fromkeys(task.depends_on))
+        problems += [
+            Problem(f"task {task.name!r} depends on unknown task {d!r}", f"/tasks/{task.name}")
+            for d in deps
+            if d not in known or d == task.name
+        ]
+        depends.append(deps)
+    if problems:
+        raise WorkflowInvalid(problems)
+    return depends

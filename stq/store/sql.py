@@ -1,0 +1,325 @@
+"""``SqlStore``: the one implementation of the ``Store`` protocol, over a ``Dialect``.
+
+Every public method is one transaction. Writes start with the dialect's
+``begin_write`` (SQLite: ``BEGIN IMMEDIATE``); reads run in one read
+transaction so a workflow and its tasks come from the same snapshot.
+Time-based rules are applied lazily with the injected clock: every call first
+asks two small indexes whether any running attempt is past its deadline or
+heartbeat timeout, and opens a write transaction only when one is.
+
+Connections are one per thread (gunicorn's gthread workers serve requests
+from several threads), opened on first use in that thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from stq.errors import Conflict, StoreUnavailable
+from stq.model import (
+    AttemptStatus,
+    Claim,
+    Metrics,
+    Report,
+    ResultAck,
+    Task,
+    TaskState,
+    Workflow,
+    WorkflowSpec,
+    WorkflowState,
+)
+from stq.store import claim, records, reports, transitions
+from stq.store.dialect import Dialect
+from stq.store.records import ATTEMPT_COLUMNS, TASK_COLUMNS, WORKFLOW_COLUMNS, parse_id
+from stq.store.transitions import Tx
+
+Clock = Callable[[], float]
+
+INSERT_WORKFLOW = (
+    "INSERT INTO workflow (name, description, state, created, n_todo) "
+    "VALUES (?, ?, 'running', ?, ?) RETURNING id"
+)
+INSERT_TASK = (
+    "INSERT INTO task (workflow_id, position, name, state, command, env, cwd, duration, "
+    "max_attempts, labels, priority, retry_delay, depends_on, pending_deps, created) "
+    "VALUES (?, ?, ?, 'todo', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_DEPENDENCY = "INSERT INTO dependency (upstream_id, task_id) VALUES (?, ?)"
+SELECT_WORKFLOW = f"SELECT {WORKFLOW_COLUMNS} FROM workflow WHERE id = ?"
+SELECT_WORKFLOW_TASKS = f"SELECT {TASK_COLUMNS} FROM task WHERE workflow_id = ? ORDER BY position"
+SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM task WHERE id = ?"
+SELECT_TASK_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE task_id = ? ORDER BY number"
+#: Children first, so foreign keys hold at every step.
+DELETE_WORKFLOW = (
+    "DELETE FROM output WHERE attempt_id IN (SELECT a.id FROM attempt a "
+    "JOIN task t ON t.id = a.task_id WHERE t.workflow_id = ?)",
+    "DELETE FROM attempt WHERE task_id IN (SELECT id FROM task WHERE workflow_id = ?)",
+    "DELETE FROM dependency WHERE task_id IN (SELECT id FROM task WHERE workflow_id = ?)",
+    "DELETE FROM task WHERE workflow_id = ?",
+    "DELETE FROM workflow WHERE id = ?",
+)
+
+
+class SqlStore:
+    """The store: SPEC section 3's rules over any SQL ``Dialect``."""
+
+    def __init__(self, dialect: Dialect, clock: Clock = time.time, heartbeat_timeout: float = 60):
+        self.dialect = dialect
+        self.clock = clock
+        self.heartbeat_timeout = float(heartbeat_timeout)
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    # --- connections and transactions ------------------------------------------
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():  # never share one across a fork
+            conn = self.dialect.connect()
+            self._local.conn, self._local.commits, self._local.pid = conn, 0, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self, begin: str) -> Iterator[Tx]:
+        conn = self._conn()
+        try:
+            conn.execute(begin)
+            try:
+                yield Tx(conn, self.dialect, self.clock())
+            except BaseException:
+                self._rollback(conn)
+                raise
+            conn.execute("COMMIT")
+        except self.dialect.unavailable_errors as ex:
+            raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
+
+    def _rollback(self, conn: Any) -> None:
+        """Roll back, unless the database already did (some errors end the transaction)."""
+        try:
+            conn.execute("ROLLBACK")
+        except self.dialect.unavailable_errors:
+            pass
+
+    @contextmanager
+    def _write(self) -> Iterator[Tx]:
+        with self._tx(self.dialect.begin_write) as tx:
+            transitions.expire_due(tx, self.heartbeat_timeout)
+            yield tx
+        self._local.commits += 1
+
+    @contextmanager
+    def _read(self) -> Iterator[Tx]:
+        """A snapshot read, after applying any expiry that is due (in its own write)."""
+        try:
+            due = transitions.any_due(
+                Tx(self._conn(), self.dialect, self.clock()), self.heartbeat_timeout
+            )
+        except self.dialect.unavailable_errors as ex:
+            raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
+        if due:
+            with self._write():
+                pass
+        with self._tx(self.dialect.begin_read) as tx:
+            yield tx
+
+    # --- writes -------------------------------------------------------------------
+
+    def submit_workflow(self, spec: WorkflowSpec) -> Workflow:
+        depends = reports.check_spec(spec)
+        with self._write() as tx:
+            wid = tx.one(INSERT_WORKFLOW, (spec.name, spec.description, tx.now, len(spec.tasks)))
+            wid = int(wid[0])
+            tasks = enumerate(spec.tasks)
+            tx.many(INSERT_TASK, (_task_row(wid, i, t, depends[i], tx.now) for i, t in tasks))
+            ids = dict(iter(tx.run("SELECT name, id FROM task WHERE workflow_id = ?", (wid,))))
+            edges = ((ids[d], ids[t.name]) for i, t in enumerate(spec.tasks) for d in depends[i])
+            tx.many(INSERT_DEPENDENCY, edges)
+            transitions.settle(tx, wid)
+            return _load_workflow(tx, wid, with_tasks=True)
+
+    def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
+        with self._read() as tx:  # no write lock while nothing is claimable
+            if claim.find_candidate(tx, labels) is None:
+                return None
+        with self._write() as tx:  # again under the write lock: another process may have won
+            task_id = claim.find_candidate(tx, labels)
+            return None if task_id is None else claim.start_attempt(tx, task_id, runner)
+
+    def heartbeat(self, attempt_id: str) -> bool:
+        aid = parse_id("a", attempt_id)
+        with self._write() as tx:
+            row = tx.one(
+                "SELECT a.status, t.state FROM attempt a JOIN task t ON t.id = a.task_id "
+                "WHERE a.id = ?",
+                (aid,),
+            )
+            if row is None:
+                raise records.not_found("a", aid)
+            if row[0] == AttemptStatus.RUNNING:
+                tx.run("UPDATE attempt SET heartbeat = ? WHERE id = ?", (tx.now, aid))
+            return TaskState(row[1]).terminal
+
+    def report_result(self, attempt_id: str, report: Report) -> ResultAck:
+        aid = parse_id("a", attempt_id)
+        with self._write() as tx:
+            return reports.report(tx, aid, report)
+
+    def cancel_workflow(self, workflow_id: str) -> Workflow:
+        wid = parse_id("w", workflow_id)
+        with self._write() as tx:
+            _require_workflow(tx, wid)
+            transitions.cancel(tx, wid)
+            return _load_workflow(tx, wid, with_tasks=True)
+
+    def retry_workflow(self, workflow_id: str) -> Workflow:
+        wid = parse_id("w", workflow_id)
+        with self._write() as tx:
+            _require_workflow(tx, wid)
+            transitions.retry(tx, wid)
+            return _load_workflow(tx, wid, with_tasks=True)
+
+    def delete_workflow(self, workflow_id: str) -> None:
+        wid = parse_id("w", workflow_id)
+        with self._write() as tx:
+            if _require_workflow(tx, wid) == WorkflowState.RUNNING:
+                raise Conflict(f"Workflow {workflow_id} is running: cancel it first")
+            for statement in DELETE_WORKFLOW:
+                tx.run(statement, (wid,))
+
+    # --- reads --------------------------------------------------------------------
+
+    def get_workflow(self, workflow_id: str) -> Workflow:
+        wid = parse_id("w", workflow_id)
+        with self._read() as tx:
+            return _load_workflow(tx, wid, with_tasks=True)
+
+    def list_workflows(
+        self, limit: int = 100, before: str | None = None, state: WorkflowState | None = None
+    ) -> list[Workflow]:
+        where, params = ["1 = 1"], []
+        if before is not None:
+            where.append("id < ?")
+            params.append(parse_id("w", before))
+        if state is not None:
+            where.append("state = ?")
+            params.append(WorkflowState(state).value)
+        sql = (
+            f"SELECT {WORKFLOW_COLUMNS} FROM workflow WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?"
+        )
+        with self._read() as tx:
+            return [records.workflow_from_row(r) for r in tx.all(sql, (*params, max(0, limit)))]
+
+    def list_tasks(
+        self, state: TaskState | None = None, workflow_id: str | None = None
+    ) -> list[Task]:
+        where, params = ["1 = 1"], []
+        if state is not None:
+            where.append("state = ?")
+            params.append(TaskState(state).value)
+        if workflow_id is not None:
+            where.append("workflow_id = ?")
+            params.append(parse_id("w", workflow_id))
+        sql = (
+            f"SELECT {TASK_COLUMNS} FROM task WHERE {' AND '.join(where)} "
+            "ORDER BY workflow_id, position"
+        )
+        with self._read() as tx:
+            return [records.task_from_row(r) for r in tx.all(sql, params)]
+
+    def get_task(self, task_id: str) -> Task:
+        tid = parse_id("t", task_id)
+        with self._read() as tx:
+            row = tx.one(SELECT_TASK, (tid,))
+            if row is None:
+                raise records.not_found("t", tid)
+            attempts = tuple(
+                records.attempt_from_row(a) for a in tx.all(SELECT_TASK_ATTEMPTS, (tid,))
+            )
+            return records.task_from_row(row, attempts)
+
+    def read_output(self, attempt_id: str) -> str:
+        aid = parse_id("a", attempt_id)
+        with self._read() as tx:
+            row = tx.one(
+                "SELECT o.text FROM attempt a LEFT JOIN output o ON o.attempt_id = a.id "
+                "WHERE a.id = ?",
+                (aid,),
+            )
+            if row is None:
+                raise records.not_found("a", aid)
+            return row[0] or ""
+
+    def metrics(self) -> Metrics:
+        with self._read() as tx:
+            sums = tx.one(
+                "SELECT sum(n_todo), sum(n_in_process), sum(n_completed), sum(n_failed) "
+                "FROM workflow"
+            )
+            found = dict(tx.all("SELECT status, count(*) FROM attempt GROUP BY status"))
+        attempts = {s.value: int(found.get(s.value, 0)) for s in AttemptStatus}
+        return Metrics(tasks=records.counts_from(sums), attempts=attempts)
+
+    def change_marker(self) -> object:
+        conn = self._conn()
+        try:
+            return (self.dialect.change_marker(conn), self._local.commits)
+        except self.dialect.unavailable_errors as ex:
+            raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
+
+    def check(self) -> None:
+        with self._tx(self.dialect.begin_read) as tx:
+            tx.one("SELECT 1")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+
+def _task_row(wid: int, position: int, spec: Any, depends: tuple[str, ...], now: float) -> tuple:
+    return (
+        wid,
+        position,
+        spec.name,
+        records.dump_command(spec.command),
+        json.dumps({str(k): str(v) for k, v in dict(spec.env).items()}),
+        spec.cwd,
+        None if spec.duration is None else float(spec.duration),
+        int(spec.max_attempts),
+        records.dump_labels(spec.labels),
+        int(spec.priority),
+        float(spec.retry_delay or 0),
+        json.dumps(list(depends)),
+        len(depends),
+        now,
+    )
+
+
+def _require_workflow(tx: Tx, wid: int) -> WorkflowState:
+    row = tx.one("SELECT state FROM workflow WHERE id = ?", (wid,))
+    if row is None:
+        raise records.not_found("w", wid)
+    return WorkflowState(row[0])
+
+
+def _load_workflow(tx: Tx, wid: int, with_tasks: bool) -> Workflow:
+    row = tx.one(SELECT_WORKFLOW, (wid,))
+    if row is None:
+        raise records.not_found("w", wid)
+    tasks = None
+    if with_tasks:
+        rows = tx.run(SELECT_WORKFLOW_TASKS, (wid,))  # streamed: no second list of 100k rows
+        tasks = tuple(records.task_from_row(r) for r in rows)
+    return records.workflow_from_row(row, tasks)

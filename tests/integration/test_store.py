@@ -1,0 +1,540 @@
+"""The Store contract (SPEC section 3) on a real SQLite file with a hand-driven clock.
+
+The ``store`` fixture is parametrised by backend so the PostgreSQL dialect can
+join as a second param and run every rule below unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stq.errors import Conflict, NotFound, WorkflowInvalid
+from stq.model import (
+    AttemptStatus,
+    Report,
+    TaskSpec,
+    TaskState,
+    WorkflowSpec,
+    WorkflowState,
+)
+from stq.store import open_store
+from stq.store.sql import SqlStore
+
+T0 = 1_800_000_000.0
+HB = 60.0
+
+
+@dataclass
+class FakeClock:
+    now: float = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def _open_sqlite(tmp_path: Path, clock: FakeClock) -> SqlStore:
+    return open_store(str(tmp_path / "stq.db"), clock=clock, heartbeat_timeout=HB)  # type: ignore[return-value]
+
+
+BACKENDS = {"sqlite": _open_sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[SqlStore]:
+    opened = BACKENDS[request.param](tmp_path, clock)
+    yield opened
+    opened.close()
+
+
+def wf(*tasks: TaskSpec, name: str = "wf") -> WorkflowSpec:
+    return WorkflowSpec(name=name, tasks=tuple(tasks))
+
+
+def t(name: str, *deps: str, **fields: object) -> TaskSpec:
+    return TaskSpec(name=name, command=f"echo {name}", depends_on=deps, **fields)  # type: ignore[arg-type]
+
+
+OK = Report(AttemptStatus.COMPLETED, exit_code=0, output="ok")
+BAD = Report(AttemptStatus.FAILED, exit_code=3, output="bad")
+
+
+def run(store: SqlStore, report: Report = OK, labels: tuple[str, ...] = ()) -> str:
+    """Claim the next task, report ``report`` for it; the task's name."""
+    claim = store.claim_attempt("r1", labels)
+    assert claim is not None
+    store.report_result(claim.attempt_id, report)
+    return claim.task_name
+
+
+def states(store: SqlStore, workflow_id: str) -> dict[str, tuple[str, str | None]]:
+    return {
+        task.name: (task.state.value, task.reason and task.reason.value)
+        for task in store.get_workflow(workflow_id).tasks or ()
+    }
+
+
+# --- submit, ids, reads -----------------------------------------------------------
+
+
+def test_submit_stores_every_field(store: SqlStore, clock: FakeClock) -> None:
+    spec = wf(
+        TaskSpec(
+            "a",
+            ("python3", "-c", "x"),
+            duration=5,
+            max_attempts=3,
+            env={"K": "v"},
+            cwd="work",
+            labels=("gpu",),
+            priority=4,
+            retry_delay=2,
+        ),
+        t("b", "a"),
+    )
+    got = store.submit_workflow(spec)
+    assert got.id.startswith("w") and got.state == WorkflowState.RUNNING
+    assert got.created == T0 and got.finished is None
+    assert got.counts == {"todo": 2, "in_process": 0, "completed": 0, "failed": 0}
+    a, b = got.tasks or ()
+    assert a.command == ("python3", "-c", "x") and a.duration == 5 and a.max_attempts == 3
+    assert a.labels == ("gpu",) and a.priority == 4 and a.created == T0
+    assert b.depends_on == ("a",) and b.workflow_id == got.id and b.attempts_used == 0
+    assert store.get_task(a.id).attempts == ()
+
+
+def test_unknown_and_malformed_ids_are_not_found(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"))).id
+    task_id = store.list_tasks()[0].id
+    for bad in ("w999", "t1x", "", "x1", "w0", "w-1", "1", task_id.replace("t", "w") + "9"):
+        with pytest.raises(NotFound):
+            store.get_workflow(bad)
+    with pytest.raises(NotFound):
+        store.get_task(wid)  # a workflow id is not a task id
+    for call in (store.heartbeat, store.read_output, store.cancel_workflow, store.delete_workflow):
+        with pytest.raises(NotFound):
+            call("a12345")  # type: ignore[operator]
+    with pytest.raises(NotFound):
+        store.report_result("a77", OK)
+
+
+def test_broken_graph_is_rejected_and_nothing_stored(store: SqlStore) -> None:
+    with pytest.raises(WorkflowInvalid):
+        store.submit_workflow(wf(t("a", "nope")))
+    with pytest.raises(WorkflowInvalid):
+        store.submit_workflow(wf(t("a"), t("a")))
+    assert store.list_workflows() == []
+
+
+def test_ids_are_never_reused_after_delete(store: SqlStore) -> None:
+    first = store.submit_workflow(wf(t("a")))
+    run(store)
+    store.delete_workflow(first.id)
+    second = store.submit_workflow(wf(t("a")))
+    assert second.id != first.id
+    assert second.tasks[0].id != first.tasks[0].id  # type: ignore[index]
+
+
+# --- claim --------------------------------------------------------------------------
+
+
+def test_claim_order_priority_then_workflow_age_then_file_order(store: SqlStore) -> None:
+    store.submit_workflow(wf(t("old1"), t("old2"), t("oldhigh", priority=5), name="old"))
+    store.submit_workflow(wf(t("new1"), t("newhigh", priority=5), t("newtop", priority=9)))
+    order = [run(store) for _ in range(6)]
+    assert order == ["newtop", "oldhigh", "newhigh", "old1", "old2", "new1"]
+    assert store.claim_attempt("r1", []) is None
+
+
+def test_dependencies_gate_claims(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"), t("b", "a"), t("c", "a", "b"))).id
+    first = store.claim_attempt("r1", [])
+    assert first is not None and first.task_name == "a"
+    assert store.claim_attempt("r2", []) is None  # b waits for a; a is running
+    store.report_result(first.attempt_id, OK)
+    assert run(store) == "b"
+    assert run(store) == "c"
+    assert store.get_workflow(wid).state == WorkflowState.COMPLETED
+
+
+def test_labels_runner_must_have_every_label(store: SqlStore) -> None:
+    store.submit_workflow(
+        wf(t("gpu", labels=("gpu",), priority=5), t("both", labels=("gpu", "big")), t("plain"))
+    )
+    assert run(store) == "plain"  # a runner without labels only gets unlabelled tasks
+    assert store.claim_attempt("r1", []) is None
+    assert store.claim_attempt("r1", ["big"]) is None
+    assert run(store, labels=("gpu", "x")) == "gpu"
+    assert run(store, labels=("big", "gpu")) == "both"
+
+
+def test_labelled_runner_still_takes_unlabelled_work_in_order(store: SqlStore) -> None:
+    store.submit_workflow(wf(t("plain", priority=1), t("gpu", labels=("gpu",)), t("low")))
+    assert [run(store, labels=("gpu",)) for _ in range(3)] == ["plain", "gpu", "low"]
+
+
+def test_claim_fills_attempt_and_task(store: SqlStore, clock: FakeClock) -> None:
+    store.submit_workflow(
+        wf(TaskSpec("a", "true", env={"A": "1"}, cwd="sub", duration=9, max_attempts=2))
+    )
+    claim = store.claim_attempt("runner-7", [])
+    assert claim is not None and claim.attempt_number == 1
+    assert claim.env == {"A": "1"} and claim.cwd == "sub" and claim.duration == 9
+    task = store.get_task(claim.task_id)
+    assert task.state == TaskState.IN_PROCESS and task.runner == "runner-7"
+    assert task.started == T0 and task.attempts_used == 1
+    (attempt,) = task.attempts or ()
+    assert attempt.id == claim.attempt_id and attempt.status == AttemptStatus.RUNNING
+    assert attempt.runner == "runner-7" and attempt.started == T0 and attempt.finished is None
+
+
+# --- failures, retries, delays ------------------------------------------------------
+
+
+def test_failed_attempt_retries_after_delay_then_fails(store: SqlStore, clock: FakeClock) -> None:
+    wid = store.submit_workflow(wf(t("a", max_attempts=2, retry_delay=30))).id
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    ack = store.report_result(claim.attempt_id, BAD)
+    assert (ack.attempt_status, ack.task_state) == (AttemptStatus.FAILED, TaskState.TODO)
+    assert store.claim_attempt("r1", []) is None  # retry_delay not passed
+    clock.advance(29.9)
+    assert store.claim_attempt("r1", []) is None
+    clock.advance(0.1)
+    second = store.claim_attempt("r1", [])
+    assert second is not None and second.attempt_number == 2
+    ack = store.report_result(second.attempt_id, Report(AttemptStatus.FAILED, message="gave up"))
+    assert ack.task_state == TaskState.FAILED
+    task = store.get_task(second.task_id)
+    assert [a.reason for a in task.attempts or ()] == ["exit code 3", "gave up"]
+    assert task.finished == clock.now and task.reason is None
+    assert store.get_workflow(wid).state == WorkflowState.FAILED
+    assert store.get_workflow(wid).finished == clock.now
+
+
+def test_report_is_idempotent_same_answer(store: SqlStore) -> None:
+    store.submit_workflow(wf(t("a", max_attempts=2)))
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    first = store.report_result(claim.attempt_id, BAD)
+    again = store.report_result(claim.attempt_id, BAD)
+    other = store.report_result(claim.attempt_id, OK)  # a different second answer changes nothing
+    assert first == again == other
+    assert store.get_task(claim.task_id).attempts_used == 1
+    assert store.read_output(claim.attempt_id) == "bad"
+
+
+def test_output_keeps_last_mib_at_character_boundary(store: SqlStore) -> None:
+    store.submit_workflow(wf(t("a")))
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    text = "x" * 10 + "é" * (600 * 1024)  # 1.2 MB of two-byte characters
+    store.report_result(claim.attempt_id, Report(AttemptStatus.COMPLETED, 0, text))
+    kept = store.read_output(claim.attempt_id)
+    assert len(kept.encode()) <= 1024 * 1024 and set(kept) == {"é"}
+    assert len(kept.encode()) >= 1024 * 1024 - 1
+
+
+# --- expiry -------------------------------------------------------------------------
+
+
+def test_duration_expiry_times_out_and_retries(store: SqlStore, clock: FakeClock) -> None:
+    store.submit_workflow(wf(t("a", duration=10, max_attempts=2)))
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    clock.advance(9.9)
+    assert store.get_task(claim.task_id).state == TaskState.IN_PROCESS
+    clock.advance(0.1)
+    task = store.get_task(claim.task_id)  # a read sees the expiry
+    assert task.state == TaskState.TODO
+    (attempt,) = task.attempts or ()
+    assert attempt.status == AttemptStatus.TIMED_OUT and attempt.reason == "duration_exceeded"
+    second = store.claim_attempt("r2", [])
+    assert second is not None and second.attempt_number == 2
+    clock.advance(10)
+    assert store.list_tasks()[0].state == TaskState.FAILED  # no attempts left
+
+
+def test_heartbeat_keeps_alive_then_loss_fails(store: SqlStore, clock: FakeClock) -> None:
+    store.submit_workflow(wf(t("a")))
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    for _ in range(5):
+        clock.advance(HB - 1)
+        assert store.heartbeat(claim.attempt_id) is False
+    assert store.get_task(claim.task_id).state == TaskState.IN_PROCESS
+    clock.advance(HB)
+    task = store.get_task(claim.task_id)
+    assert task.state == TaskState.FAILED
+    assert task.attempts[0].status == AttemptStatus.FAILED  # type: ignore[index]
+    assert task.attempts[0].reason == "heartbeat_lost"  # type: ignore[index]
+    assert store.metrics().attempts["running"] == 0
+
+
+def test_expiry_is_applied_by_claims(store: SqlStore, clock: FakeClock) -> None:
+    store.submit_workflow(wf(t("a", duration=1, max_attempts=2)))
+    first = store.claim_attempt("r1", [])
+    clock.advance(5)
+    second = store.claim_attempt("r2", [])
+    assert first is not None and second is not None and second.task_id == first.task_id
+
+
+def test_late_success_completes_the_task(store: SqlStore, clock: FakeClock) -> None:
+    wid = store.submit_workflow(wf(t("a", duration=10, max_attempts=3), t("b", "a"))).id
+    first = store.claim_attempt("r1", [])
+    assert first is not None
+    clock.advance(11)
+    second = store.claim_attempt("r2", [])  # the task was retried after the timeout
+    assert second is not None and second.task_name == "a"
+    ack = store.report_result(first.attempt_id, OK)  # the presumed-dead one finishes fine
+    assert (ack.attempt_status, ack.task_state) == (AttemptStatus.COMPLETED, TaskState.COMPLETED)
+    assert store.heartbeat(second.attempt_id) is True  # completed by another attempt: kill
+    ack2 = store.report_result(second.attempt_id, Report(AttemptStatus.FAILED, exit_code=-15))
+    assert ack2.task_state == TaskState.COMPLETED
+    assert run(store) == "b"
+    assert store.get_workflow(wid).state == WorkflowState.COMPLETED
+
+
+def test_late_failure_keeps_the_timeout_verdict(store: SqlStore, clock: FakeClock) -> None:
+    store.submit_workflow(wf(t("a", duration=10, max_attempts=2)))
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    clock.advance(10)
+    ack = store.report_result(claim.attempt_id, Report(AttemptStatus.FAILED, exit_code=-9))
+    assert (ack.attempt_status, ack.task_state) == (AttemptStatus.TIMED_OUT, TaskState.TODO)
+    assert store.get_task(claim.task_id).attempts_used == 1
+
+
+# --- failure fan-out and workflow state -------------------------------------------
+
+
+def test_upstream_failed_through_diamond_independent_branch_goes_on(store: SqlStore) -> None:
+    wid = store.submit_workflow(
+        wf(t("a"), t("b", "a"), t("c", "a"), t("d", "b", "c"), t("e", "d"), t("side"))
+    ).id
+    assert run(store, BAD) == "a"
+    assert states(store, wid) == {
+        "a": ("failed", None),
+        "b": ("failed", "upstream_failed"),
+        "c": ("failed", "upstream_failed"),
+        "d": ("failed", "upstream_failed"),
+        "e": ("failed", "upstream_failed"),
+        "side": ("todo", None),
+    }
+    assert store.get_workflow(wid).state == WorkflowState.RUNNING
+    assert all(t.attempts_used == 0 for t in store.list_tasks(state=TaskState.FAILED)[1:])
+    assert run(store) == "side"
+    done = store.get_workflow(wid)
+    assert done.state == WorkflowState.FAILED
+    assert done.counts == {"todo": 0, "in_process": 0, "completed": 1, "failed": 5}
+
+
+def test_failure_in_one_branch_of_diamond_spares_completed(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"), t("b", "a"), t("c", "a"), t("d", "b", "c"))).id
+    assert [run(store), run(store)] == ["a", "b"]
+    assert run(store, BAD) == "c"
+    assert states(store, wid)["b"] == ("completed", None)
+    assert states(store, wid)["d"] == ("failed", "upstream_failed")
+
+
+# --- cancel, retry, delete ------------------------------------------------------------
+
+
+def test_cancel_fails_open_tasks_and_signals_runners(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"), t("b"), t("c", "a"))).id
+    done = store.claim_attempt("r1", [])
+    held = store.claim_attempt("r2", [])
+    assert done is not None and held is not None
+    store.report_result(done.attempt_id, OK)
+    got = store.cancel_workflow(wid)
+    assert got.state == WorkflowState.FAILED and got.finished is not None
+    assert states(store, wid) == {
+        "a": ("completed", None),
+        "b": ("failed", "cancelled"),
+        "c": ("failed", "cancelled"),
+    }
+    assert store.heartbeat(held.attempt_id) is True
+    attempt = store.get_task(held.task_id).attempts[0]  # type: ignore[index]
+    assert attempt.status == AttemptStatus.FAILED and attempt.reason == "cancelled"
+    with pytest.raises(Conflict):
+        store.report_result(held.attempt_id, OK)
+    assert store.claim_attempt("r1", []) is None
+
+
+def test_retry_gives_fresh_budget_and_keeps_history(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a", max_attempts=2), t("b", "a"), t("ok"))).id
+    assert run(store) == "a"
+    store.cancel_workflow(wid)  # a stays completed; b and ok become cancelled
+    retried = store.retry_workflow(wid)
+    assert retried.state == WorkflowState.RUNNING and retried.finished is None
+    assert states(store, wid) == {
+        "a": ("completed", None),
+        "b": ("todo", None),
+        "ok": ("todo", None),
+    }
+    assert sorted([run(store), run(store)]) == ["b", "ok"]
+    assert store.get_workflow(wid).state == WorkflowState.COMPLETED
+
+
+def test_retry_after_failure_resets_downstream_and_numbers_go_on(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a", max_attempts=2), t("b", "a"), t("c", "b"))).id
+    assert [run(store, BAD), run(store, BAD)] == ["a", "a"]
+    assert store.get_workflow(wid).state == WorkflowState.FAILED
+    store.retry_workflow(wid)
+    again = store.claim_attempt("r1", [])
+    assert again is not None and again.task_name == "a" and again.attempt_number == 3
+    task_a = store.list_tasks(workflow_id=wid)[0]
+    assert task_a.state == TaskState.IN_PROCESS and task_a.attempts_used == 3
+    attempts = store.get_task(task_a.id).attempts or ()
+    assert [a.number for a in attempts] == [1, 2, 3]
+    claim_id = attempts[-1].id
+    store.report_result(claim_id, BAD)  # budget of 2 again: one failure leaves one
+    assert store.get_task(task_a.id).state == TaskState.TODO
+    assert states(store, wid)["c"] == ("todo", None)
+    assert store.claim_attempt("r1", []) is not None  # a again, not b (b waits for a)
+    assert store.list_tasks(state=TaskState.IN_PROCESS)[0].name == "a"
+
+
+def test_delete_only_terminal_and_removes_everything(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"))).id
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    with pytest.raises(Conflict):
+        store.delete_workflow(wid)
+    store.report_result(claim.attempt_id, OK)
+    store.delete_workflow(wid)
+    with pytest.raises(NotFound):
+        store.get_workflow(wid)
+    with pytest.raises(NotFound):
+        store.read_output(claim.attempt_id)
+    assert store.list_tasks() == [] and store.metrics().attempts["completed"] == 0
+
+
+# --- lists, paging, metrics, marker -------------------------------------------------
+
+
+def test_list_workflows_newest_first_with_paging_and_state(store: SqlStore) -> None:
+    ids = [store.submit_workflow(wf(t("a"), name=f"w{i}")).id for i in range(5)]
+    store.cancel_workflow(ids[1])
+    page1 = store.list_workflows(limit=2)
+    assert [w.id for w in page1] == ids[:2:-1][:2] == [ids[4], ids[3]]
+    page2 = store.list_workflows(limit=2, before=page1[-1].id)
+    assert [w.id for w in page2] == [ids[2], ids[1]]
+    assert [w.id for w in store.list_workflows(limit=2, before=page2[-1].id)] == [ids[0]]
+    assert [w.id for w in store.list_workflows(state=WorkflowState.FAILED)] == [ids[1]]
+    assert store.list_workflows()[0].tasks is None
+
+
+def test_list_tasks_filters(store: SqlStore) -> None:
+    w1 = store.submit_workflow(wf(t("a"), t("b"))).id
+    w2 = store.submit_workflow(wf(t("c"))).id
+    run(store)
+    assert [x.name for x in store.list_tasks()] == ["a", "b", "c"]
+    assert [x.name for x in store.list_tasks(workflow_id=w2)] == ["c"]
+    assert [x.name for x in store.list_tasks(state=TaskState.TODO)] == ["b", "c"]
+    assert [x.name for x in store.list_tasks(TaskState.COMPLETED, w1)] == ["a"]
+    assert store.list_tasks(TaskState.COMPLETED, w2) == []
+
+
+def test_metrics_and_change_marker(store: SqlStore, tmp_path: Path, clock: FakeClock) -> None:
+    store.submit_workflow(wf(t("a"), t("b")))
+    before = store.change_marker()
+    other = open_store(str(tmp_path / "stq.db"), clock=clock)
+    try:
+        run(other)  # another connection commits
+    finally:
+        other.close()
+    assert store.change_marker() != before
+    mid = store.change_marker()
+    run(store, BAD)  # and this connection's own commit changes it too
+    assert store.change_marker() != mid
+    m = store.metrics()
+    assert m.tasks == {"todo": 0, "in_process": 0, "completed": 1, "failed": 1}
+    assert m.attempts == {"running": 0, "completed": 1, "failed": 1, "timed_out": 0}
+    store.check()
+
+
+def test_retry_delay_also_follows_a_timeout(store: SqlStore, clock: FakeClock) -> None:
+    store.submit_workflow(wf(t("a", duration=5, max_attempts=2, retry_delay=20)))
+    first = store.claim_attempt("r1", [])
+    assert first is not None
+    clock.advance(5)
+    assert store.claim_attempt("r1", []) is None  # timed out now; ready 20 s later
+    assert store.heartbeat(first.attempt_id) is False  # not terminal: the runner may go on
+    assert store.get_task(first.task_id).attempts[0].status == AttemptStatus.TIMED_OUT  # type: ignore[index]
+    clock.advance(20)
+    again = store.claim_attempt("r1", [])
+    assert again is not None and again.attempt_number == 2
+
+
+def test_claim_reads_one_index_entry_not_a_scan(tmp_path: Path, clock: FakeClock) -> None:
+    """The claim query walks the partial claim-order index: no sort, no table scan."""
+    import sqlite3
+
+    from stq.store import claim
+
+    store = _open_sqlite(tmp_path, clock)
+    store.close()
+    conn = sqlite3.connect(tmp_path / "stq.db")
+    try:
+        plain = claim.FIRST_PLAIN.format(hint=" INDEXED BY task_claimable_plain")
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + plain, (0,))]
+        assert plan == ["SCAN task USING INDEX task_claimable_plain"]
+        hint = " INDEXED BY task_claimable_labelled"
+        first = claim.FIRST_LABELLED.format(hint=hint)
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + first, (0, "[]"))]
+        assert plan == ["SEARCH task USING INDEX task_claimable_labelled (labels=?)"]
+        sets = claim.LABEL_SETS.format(hint=hint)
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sets)]
+        assert not any(step.startswith("SCAN task") for step in plan), plan
+    finally:
+        conn.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path, clock: FakeClock) -> None:
+    import sqlite3
+
+    from stq.errors import StqError
+
+    _open_sqlite(tmp_path, clock).close()
+    conn = sqlite3.connect(tmp_path / "stq.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StqError, match="newer STQ"):
+        _open_sqlite(tmp_path, clock)
+
+
+def test_reads_write_nothing_unless_something_expired(store: SqlStore, clock: FakeClock) -> None:
+    wid = store.submit_workflow(wf(t("a", duration=10))).id
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    marker = store.change_marker()
+    clock.advance(9)
+    assert store.get_workflow(wid).state == WorkflowState.RUNNING
+    assert store.get_task(claim.task_id).state == TaskState.IN_PROCESS
+    assert store.metrics().attempts["running"] == 1
+    assert store.change_marker() == marker  # nothing was due: no write transaction
+    clock.advance(1)
+    store.list_workflows()
+    assert store.change_marker() != marker  # the expiry was written by the read
+
+
+def test_cancel_of_a_finished_workflow_changes_nothing(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"))).id
+    run(store)
+    done = store.get_workflow(wid)
+    again = store.cancel_workflow(wid)
+    assert again.state == WorkflowState.COMPLETED and again.finished == done.finished
+    assert states(store, wid) == {"a": ("completed", None)}
+    assert store.retry_workflow(wid).state == WorkflowState.COMPLETED  # nothing failed
