@@ -56,6 +56,8 @@ class LiveServer:
     db: Path
     workers: int = 4
     env: dict[str, str] = field(default_factory=dict)
+    #: More gunicorn options (e.g. an access log for benchmarks).
+    extra_args: list[str] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
@@ -83,6 +85,7 @@ class LiveServer:
                 "8",
                 "--graceful-timeout",
                 "2",
+                *self.extra_args,
             ]
             with open(self.log, "wb") as log:
                 self.process = subprocess.Popen(

@@ -1,0 +1,134 @@
+"""``/api/v1/attempts``: claim (long poll), heartbeat, result, output.
+
+The long poll answers as soon as work becomes claimable without hammering the
+claim query: between tries it compares the store's cheap ``change_marker()``
+every ~20 ms and re-tries the claim when another connection committed, and
+at least every 0.5 s regardless, because time alone can make a task
+claimable (a ``retry_delay`` passing, an attempt expiring).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import falcon
+
+from stq.api import bodies, render
+from stq.model import AttemptStatus, Claim, Report
+from stq.settings import MAX_CLAIM_WAIT, MAX_OUTPUT_BYTES
+
+if TYPE_CHECKING:
+    from stq.api.app import Context
+
+POLL_INTERVAL = 0.02
+RETRY_INTERVAL = 0.5
+
+
+def keep_tail(text: str, limit: int = MAX_OUTPUT_BYTES) -> str:
+    """The last ``limit`` bytes of ``text`` (UTF-8), cut on a character boundary."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    return data[-limit:].decode("utf-8", errors="ignore")
+
+
+class Claimer:
+    """Claims for one request: timed for /metrics, optionally waiting."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def once(self, runner: str, labels: list[str]) -> Claim | None:
+        started = time.perf_counter()
+        claim = self.ctx.store.claim_attempt(runner, labels)
+        self.ctx.claim_latency.observe(time.perf_counter() - started)
+        return claim
+
+    def wait(self, runner: str, labels: list[str], wait: float) -> Claim | None:
+        if wait <= 0:
+            return self.once(runner, labels)  # no marker read: the common busy-runner path
+        deadline = time.monotonic() + min(wait, MAX_CLAIM_WAIT)
+        while True:
+            marker = self.ctx.marker()  # before the try: a commit after it is never missed
+            claim = self.once(runner, labels)
+            if claim is not None or time.monotonic() >= deadline:
+                return claim
+            self._sleep_until_change(marker, deadline)
+
+    def _sleep_until_change(self, marker: object, deadline: float) -> None:
+        retry_at = min(deadline, time.monotonic() + RETRY_INTERVAL)
+        while (now := time.monotonic()) < retry_at:
+            time.sleep(min(POLL_INTERVAL, retry_at - now))
+            if self.ctx.marker() != marker:
+                return
+
+    def answer(self, claim: Claim | None) -> dict[str, Any] | None:
+        if claim is None:
+            return None
+        return render.claim(claim, self.ctx.settings.heartbeat_interval)
+
+
+class ClaimResource:
+    def __init__(self, ctx: Context):
+        self.claimer = Claimer(ctx)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = bodies.parse(req, bodies.CLAIM)
+        labels = body.get("labels", [])
+        claim = self.claimer.wait(body["runner"], labels, float(body.get("wait", 0)))
+        if claim is None:
+            resp.status = falcon.HTTP_204
+            return
+        resp.media = self.claimer.answer(claim)
+
+
+class HeartbeatResource:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, attempt_id: str) -> None:
+        bodies.parse(req, bodies.HEARTBEAT, empty={})
+        resp.media = {"cancel": bool(self.ctx.store.heartbeat(attempt_id))}
+
+
+class ResultResource:
+    """The result; with the ``next`` extension also the runner's next claim (no waiting)."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.claimer = Claimer(ctx)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, attempt_id: str) -> None:
+        body = bodies.parse(req, bodies.RESULT)
+        report = Report(
+            status=AttemptStatus(body["status"]),
+            exit_code=body.get("exit_code"),
+            output=keep_tail(body.get("output") or ""),
+            message=body.get("message"),
+        )
+        answer = render.result_ack(self.ctx.store.report_result(attempt_id, report))
+        if "next" in body:
+            nxt = body["next"]
+            answer["next"] = self.claimer.answer(
+                self.claimer.once(nxt["runner"], nxt.get("labels", []))
+            )
+        resp.media = answer
+
+
+class OutputResource:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, attempt_id: str) -> None:
+        resp.content_type = "text/plain; charset=utf-8"
+        resp.text = self.ctx.store.read_output(attempt_id)
+
+
+def routes(ctx: Context) -> list[tuple[str, object]]:
+    return [
+        ("/api/v1/attempts/claim", ClaimResource(ctx)),
+        ("/api/v1/attempts/{attempt_id}/heartbeat", HeartbeatResource(ctx)),
+        ("/api/v1/attempts/{attempt_id}/result", ResultResource(ctx)),
+        ("/api/v1/attempts/{attempt_id}/output", OutputResource(ctx)),
+    ]

@@ -1,0 +1,269 @@
+"""``/api/v1/openapi.json``: the OpenAPI 3.1 document of this API.
+
+Request bodies are the very dicts ``bodies.py`` validates with, and the
+workflow document is the packaged workflow JSON Schema, so the published
+contract is the enforced one. Built once per process on first request.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+import falcon
+
+from stq import __version__ as _version
+from stq.api import bodies
+from stq.model import AttemptStatus, TaskReason, TaskState, WorkflowState
+
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_NTIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required or list(props)}
+
+
+def _enum(enum: type, nullable: bool = False) -> dict[str, Any]:
+    values: list[Any] = [e.value for e in enum]
+    return {"enum": [*values, None] if nullable else values}
+
+
+def _records() -> dict[str, Any]:
+    """Schemas of what the API answers with (render.py's shapes)."""
+    attempt = _obj(
+        {
+            "id": _STR, "number": {"type": "integer"}, "status": _enum(AttemptStatus),
+            "runner": _STR, "started": _TIME, "finished": _NTIME,
+            "exit_code": {"type": ["integer", "null"]}, "reason": _NSTR,
+        }
+    )  # fmt: skip
+    task = _obj(
+        {
+            "id": _STR,
+            "workflow_id": _STR,
+            "name": _STR,
+            "state": _enum(TaskState),
+            "reason": _enum(TaskReason, nullable=True),
+            "depends_on": {"type": "array", "items": _STR},
+            "attempts_used": {"type": "integer"},
+            "attempts": {"type": "array", "items": _ref("Attempt")},
+        },
+        ["id", "workflow_id", "name", "state", "reason", "depends_on", "attempts_used"],
+    )
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    workflow = _obj(
+        {
+            "id": _STR, "name": _STR, "description": _NSTR, "state": _enum(WorkflowState),
+            "created": _TIME, "finished": _NTIME, "counts": counts,
+            "tasks": {"type": "array", "items": _ref("Task")},
+        },
+        ["id", "name", "description", "state", "created", "finished", "counts"],
+    )  # fmt: skip
+    brief = _obj({"id": _STR, "name": _STR, "state": _enum(TaskState)})
+    submitted = _obj(
+        {"id": _STR, "name": _STR, "state": _enum(WorkflowState),
+         "tasks": {"type": "array", "items": brief}}
+    )  # fmt: skip
+    return {"Attempt": attempt, "Task": task, "Workflow": workflow, "Submitted": submitted}
+
+
+def _claims() -> dict[str, Any]:
+    command = {"oneOf": [_STR, {"type": "array", "items": _STR}]}
+    claim = _obj(
+        {
+            "attempt_id": _STR, "task_id": _STR, "workflow_id": _STR, "task_name": _STR,
+            "attempt_number": {"type": "integer"}, "command": command,
+            "env": {"type": "object", "additionalProperties": _STR}, "cwd": _NSTR,
+            "duration": {"type": ["number", "null"]}, "heartbeat_interval": {"type": "number"},
+        }
+    )  # fmt: skip
+    ack = _obj(
+        {
+            "attempt_status": _enum(AttemptStatus),
+            "task_state": _enum(TaskState),
+            "next": {"oneOf": [_ref("Claim"), {"type": "null"}]},
+        },
+        ["attempt_status", "task_state"],
+    )
+    error = _obj(
+        {"error": _obj({"code": _STR, "message": _STR, "details": {"type": "array", "items": {}}})}
+    )
+    return {"Claim": claim, "ResultAck": ack, "Error": error}
+
+
+def _rebase_refs(node: Any, base: str) -> Any:
+    """Point the embedded schema's local '#/...' refs at where it now lives."""
+    if isinstance(node, dict):
+        return {
+            k: (base + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#") else
+                _rebase_refs(v, base))
+            for k, v in node.items()
+        }  # fmt: skip
+    if isinstance(node, list):
+        return [_rebase_refs(v, base) for v in node]
+    return node
+
+
+def _workflow_document_schema() -> dict[str, Any]:
+    from stq.loader import workflow_schema
+
+    schema = copy.deepcopy(workflow_schema())
+    schema.pop("$schema", None)
+    return _rebase_refs(schema, "#/components/schemas/WorkflowDocument")
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, **(_json(schema) if schema else {})}
+
+
+ERRORS = {
+    "400": "Malformed request (bad JSON, unknown or invalid fields, bad query parameter)",
+    "401": "No token or a wrong token (when the server has STQ_TOKEN)",
+    "404": "Unknown id",
+    "409": "Conflicts with the current state",
+    "413": "Body over 16 MiB",
+    "422": "The workflow document is invalid; details carry path and message",
+    "503": "The store does not answer",
+}
+
+
+def _op(summary: str, ok: dict[str, Any], errors: str, **extra: Any) -> dict[str, Any]:
+    responses = dict(ok)
+    for code in errors.split():
+        responses[code] = _resp(ERRORS[code], _ref("Error"))
+    return {"summary": summary, "responses": responses, **extra}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema,
+            "description": text}  # fmt: skip
+
+
+def _id(name: str) -> dict[str, Any]:
+    return _param(name, "path", _STR, "An opaque id.")
+
+
+def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, **_json(schema)}
+
+
+def _workflow_paths() -> dict[str, Any]:
+    wid = [_id("workflow_id")]
+    one = {"200": _resp("The workflow with its tasks", _ref("Workflow"))}
+    listing = _obj({"workflows": {"type": "array", "items": _ref("Workflow")}})
+    query = [
+        _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"),
+        _param("before", "query", _STR, "Id of the last workflow of the previous page"),
+        _param("state", "query", _enum(WorkflowState), "Only workflows in this state"),
+    ]
+    deleted = _obj({"id": _STR, "deleted": {"type": "boolean"}})
+    return {
+        "/api/v1/workflows": {
+            "post": _op("Submit a workflow document", {"201": _resp("Stored", _ref("Submitted"))},
+                        "400 401 413 422", requestBody=_body(_ref("WorkflowDocument"))),
+            "get": _op("List workflows, newest first", {"200": _resp("A page", listing)},
+                       "400 401", parameters=query),
+        },
+        "/api/v1/workflows/{workflow_id}": {
+            "get": _op("One workflow with every task", one, "401 404", parameters=wid),
+            "delete": _op("Forget a terminal workflow", {"200": _resp("Gone", deleted)},
+                          "401 404 409", parameters=wid),
+        },
+        "/api/v1/workflows/{workflow_id}/cancel": {
+            "post": _op("Cancel: fail every non-terminal task", one, "401 404", parameters=wid)
+        },
+        "/api/v1/workflows/{workflow_id}/retry": {
+            "post": _op("Retry every failed task", one, "401 404", parameters=wid)
+        },
+    }  # fmt: skip
+
+
+def _task_paths() -> dict[str, Any]:
+    listing = _obj({"tasks": {"type": "array", "items": _ref("Task")}})
+    query = [
+        _param("state", "query", _enum(TaskState), "Only tasks in this state"),
+        _param("workflow", "query", _STR, "Only tasks of this workflow id"),
+    ]
+    one = {"200": _resp("The task with its attempts", _ref("Task"))}
+    return {
+        "/api/v1/tasks": {"get": _op("List tasks", {"200": _resp("Tasks", listing)},
+                                     "400 401", parameters=query)},
+        "/api/v1/tasks/{task_id}": {"get": _op("One task", one, "401 404",
+                                               parameters=[_id("task_id")])},
+    }  # fmt: skip
+
+
+def _attempt_paths() -> dict[str, Any]:
+    aid = [_id("attempt_id")]
+    text = {"description": "The output", "content": {"text/plain": {"schema": _STR}}}
+    cancel = _obj({"cancel": {"type": "boolean"}})
+    return {
+        "/api/v1/attempts/claim": {"post": _op(
+            "Claim the next attempt, long-polling up to `wait` seconds",
+            {"200": _resp("Claimed", _ref("Claim")), "204": {"description": "Nothing to do"}},
+            "400 401 413", requestBody=_body(bodies.CLAIM))},
+        "/api/v1/attempts/{attempt_id}/heartbeat": {"post": _op(
+            "The runner is alive; answers whether to kill the command",
+            {"200": _resp("Whether to cancel", cancel)}, "400 401 404 413",
+            parameters=aid, requestBody=_body(bodies.HEARTBEAT, required=False))},
+        "/api/v1/attempts/{attempt_id}/result": {"post": _op(
+            "Report how the attempt ended", {"200": _resp("Recorded", _ref("ResultAck"))},
+            "400 401 404 409 413", parameters=aid, requestBody=_body(bodies.RESULT))},
+        "/api/v1/attempts/{attempt_id}/output": {"get": _op(
+            "The attempt's captured output", {"200": text}, "401 404", parameters=aid)},
+    }  # fmt: skip
+
+
+def _other_paths() -> dict[str, Any]:
+    health = _obj({"ok": {"type": "boolean"}})
+    prom = {"description": "Prometheus text", "content": {"text/plain": {"schema": _STR}}}
+    html = {"description": "The dashboard", "content": {"text/html": {"schema": _STR}}}
+    file_name = _param("name", "path", _STR, "A file name in stq/api/dashboard/")
+    return {
+        "/api/v1/health": {"get": _op("Whether the store answers",
+                                      {"200": _resp("Healthy", health)}, "503", security=[])},
+        "/api/v1/openapi.json": {"get": _op("This document",
+                                            {"200": _resp("OpenAPI 3.1", {"type": "object"})},
+                                            "401")},
+        "/metrics": {"get": _op("Prometheus metrics", {"200": prom}, "401")},
+        "/": {"get": _op("The dashboard", {"200": html}, "", security=[])},
+        "/dashboard/{name}": {"get": _op("A dashboard file (js, css, svg)",
+                                         {"200": {"description": "The file"}}, "404",
+                                         parameters=[file_name], security=[])},
+    }  # fmt: skip
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    schemas = {**_records(), **_claims(), "WorkflowDocument": _workflow_document_schema()}
+    schemas |= {"ClaimRequest": bodies.CLAIM, "ResultRequest": bodies.RESULT,
+                "HeartbeatRequest": bodies.HEARTBEAT}  # fmt: skip
+    paths = {**_workflow_paths(), **_task_paths(), **_attempt_paths(), **_other_paths()}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "STQ (SimpleTaskQueue) API", "version": _version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+class OpenApiResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = document()

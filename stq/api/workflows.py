@@ -1,0 +1,94 @@
+"""``/api/v1/workflows``: submit, list, read, cancel, retry, delete."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import falcon
+
+from stq.api import render
+from stq.api.bodies import parse_json
+from stq.errors import BadRequest
+from stq.model import WorkflowState
+
+if TYPE_CHECKING:
+    from stq.api.app import Context
+
+MAX_PAGE = 1000
+
+
+def enum_param(req: falcon.Request, name: str, enum: type) -> Any:
+    """An optional query parameter that must be one of an enum's values (else 400)."""
+    value = req.get_param(name)
+    if value is None or value == "":
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise BadRequest(
+            f"Query parameter {name!r} must be one of: {allowed}.",
+            [{"path": name, "message": f"{value!r} is not one of: {allowed}"}],
+        ) from None
+
+
+class WorkflowsResource:
+    """The collection: submit a document, list newest first."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from stq.loader import load_workflow_document  # not at import: gunicorn loads us first
+
+        spec = load_workflow_document(parse_json(req))
+        stored = self.ctx.store.submit_workflow(spec)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/v1/workflows/{stored.id}"
+        resp.media = render.submitted(stored)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE, default=100)
+        before = req.get_param("before") or None
+        state = enum_param(req, "state", WorkflowState)
+        found = self.ctx.store.list_workflows(limit=limit, before=before, state=state)
+        resp.media = {"workflows": [render.workflow(w) for w in found]}
+
+
+class WorkflowResource:
+    """One workflow with every task; DELETE forgets a terminal one."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
+        resp.media = render.workflow(self.ctx.store.get_workflow(workflow_id))
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
+        self.ctx.store.delete_workflow(workflow_id)
+        resp.media = {"id": workflow_id, "deleted": True}
+
+
+class CancelResource:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
+        resp.media = render.workflow(self.ctx.store.cancel_workflow(workflow_id))
+
+
+class RetryResource:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
+        resp.media = render.workflow(self.ctx.store.retry_workflow(workflow_id))
+
+
+def routes(ctx: Context) -> list[tuple[str, object]]:
+    return [
+        ("/api/v1/workflows", WorkflowsResource(ctx)),
+        ("/api/v1/workflows/{workflow_id}", WorkflowResource(ctx)),
+        ("/api/v1/workflows/{workflow_id}/cancel", CancelResource(ctx)),
+        ("/api/v1/workflows/{workflow_id}/retry", RetryResource(ctx)),
+    ]

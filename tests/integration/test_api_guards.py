@@ -1,0 +1,180 @@
+"""Token auth matrix, the 16 MiB body limit (declared, chunked and lying lengths),
+falcon's own errors in STQ's body, and the dashboard's static files."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import falcon
+import pytest
+from falcon import testing
+
+from tests.integration import test_api_support as support
+from tests.integration.test_api_support import Api, workflow
+
+api = support.api
+make_api = support.make_api
+
+BIG = 20 * 1024 * 1024
+PROTECTED = [
+    ("GET", "/api/v1/workflows"),
+    ("POST", "/api/v1/workflows"),
+    ("GET", "/api/v1/tasks"),
+    ("POST", "/api/v1/attempts/claim"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+]
+EXEMPT = ["/api/v1/health", "/", "/dashboard/core.js"]
+
+
+@pytest.mark.parametrize(
+    ("server_token", "sent", "allowed"),
+    [(None, None, True), (None, "x", True), ("s3cret", None, False),
+     ("s3cret", "wrong", False), ("s3cret", "s3cre", False), ("s3cret", "s3cret", True)],
+)  # fmt: skip
+def test_auth_matrix(
+    make_api: support.MakeApi, server_token: str | None, sent: str | None, allowed: bool
+) -> None:
+    api = make_api(token=server_token, send=sent)
+    for method, path in PROTECTED:
+        body = {"runner": "r"} if path.endswith("claim") else None
+        result = api.post(path, body) if method == "POST" else api.get(path)
+        if allowed:
+            assert result.status_code != 401, path
+        else:
+            assert result.status_code == 401, path
+            assert result.json["error"]["code"] == "unauthorized"
+            assert "Bearer" in result.json["error"]["message"]
+            assert result.headers["www-authenticate"] == "Bearer"
+    for path in EXEMPT:
+        assert api.get(path).status_code == 200, path
+
+
+def test_wrong_scheme_is_refused(make_api: support.MakeApi) -> None:
+    api = make_api(token="s3cret")
+    result = api.get("/api/v1/workflows", headers={"Authorization": "Basic s3cret"})
+    assert result.status_code == 401
+
+
+def test_a_declared_20_mib_body_is_413(api: Api) -> None:
+    body = b'{"name": "' + b"x" * BIG + b'"}'
+    result = api.call("POST", "/api/v1/workflows", body=body)
+    assert result.status_code == 413
+    assert result.json["error"]["code"] == "payload_too_large"
+
+
+class CountingStream(io.RawIOBase):
+    """An endless-looking input that counts what the server read from it."""
+
+    def __init__(self, size: int):
+        self.left, self.read_bytes = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = b" " * n
+        self.left -= n
+        self.read_bytes += n
+        return n
+
+
+def _raw_call(app: falcon.App, env: dict) -> tuple[str, bytes]:
+    answer: list[str] = []
+    chunks = app(env, lambda status, headers, exc_info=None: answer.append(status))
+    return answer[0], b"".join(chunks)
+
+
+def _env(stream: CountingStream, length: str | None) -> dict:
+    env = testing.create_environ(method="POST", path="/api/v1/workflows")
+    env["wsgi.input"] = io.BufferedReader(stream)
+    env.pop("CONTENT_LENGTH", None)
+    if length is None:
+        env["wsgi.input_terminated"] = True
+        env["HTTP_TRANSFER_ENCODING"] = "chunked"
+    else:
+        env["CONTENT_LENGTH"] = length
+    return env
+
+
+def test_a_chunked_20_mib_body_is_413_before_it_is_read_whole(api: Api) -> None:
+    stream = CountingStream(BIG)
+    status, body = _raw_call(api.client.app, _env(stream, None))
+    assert status.startswith("413")
+    assert json.loads(body)["error"]["code"] == "payload_too_large"
+    assert stream.read_bytes < 17 * 1024 * 1024
+
+
+def test_a_lying_content_length_reads_only_what_it_declares(api: Api) -> None:
+    stream = CountingStream(BIG)
+    status, body = _raw_call(api.client.app, _env(stream, "10"))
+    assert status.startswith("400")  # ten spaces are not a document
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    assert stream.read_bytes <= 64 * 1024
+    status, _ = _raw_call(api.client.app, _env(CountingStream(BIG), str(BIG)))
+    assert status.startswith("413")
+
+
+def test_unknown_route_and_method_get_the_error_body(api: Api) -> None:
+    missing = api.get("/api/v1/nothing")
+    assert missing.status_code == 404
+    assert missing.json["error"]["code"] == "not_found"
+    assert missing.headers["content-type"].startswith("application/json")
+    wrong = api.call("PUT", "/api/v1/workflows")
+    assert wrong.status_code == 405
+    assert wrong.json["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unexpected_exception_is_a_500_json_body(
+    api: Api, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(api.store, "list_tasks", boom)
+    result = api.get("/api/v1/tasks")
+    assert result.status_code == 500
+    assert result.json["error"]["code"] == "internal"
+    assert "kaboom" not in result.text  # no internals leak to clients
+    assert "kaboom" in caplog.text  # but the traceback is logged
+
+
+def test_dashboard_files_are_served_with_their_types(api: Api) -> None:
+    index = api.get("/")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert b"<html" in index.content.lower()
+    js = api.get("/dashboard/core.js")
+    assert js.headers["content-type"].startswith("text/javascript")
+    css = api.get("/dashboard/dashboard.css")
+    assert css.headers["content-type"].startswith("text/css")
+    for name in ("nope.js", "..%2Fapp.py", ".hidden.js", "..", "app.py"):
+        result = api.get(f"/dashboard/{name}")
+        assert result.status_code == 404, name
+        assert result.json["error"]["code"] == "not_found"
+
+
+def test_health_and_metrics(api: Api) -> None:
+    assert api.get("/api/v1/health").json == {"ok": True}
+    api.submit(workflow(a={}, b={}))
+    api.report(api.claim()["attempt_id"])
+    metrics = api.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = metrics.text
+    assert 'stq_tasks{state="todo"} 1' in text
+    assert 'stq_tasks{state="completed"} 1' in text
+    assert 'stq_attempts{status="completed"} 1' in text
+    assert "stq_claim_latency_seconds_count 1" in text
+    assert 'stq_claim_latency_seconds_bucket{le="+Inf"} 1' in text
+
+
+def test_health_is_503_when_the_store_cannot_open(tmp_path: Path) -> None:
+    from stq.api.app import create_app
+    from stq.settings import Settings
+
+    app = create_app(Settings(db=str(tmp_path)))  # a directory is no database
+    result = testing.TestClient(app).simulate_get("/api/v1/health")
+    assert result.status_code == 503
+    assert result.json["error"]["code"] == "store_unavailable"
