@@ -1,0 +1,274 @@
+/* STQ dashboard: the workflows list and one workflow (graph, four lists, actions).
+ *
+ * Each view is ``{root, refresh()}``: the shell mounts ``root`` once and calls
+ * ``refresh`` every 2 s; refresh patches rows and nodes in place.
+ */
+'use strict';
+
+const StqWorkflows = (() => {
+  const {
+    STATES, LABEL, stats, h, patch, syncRows, ms, seconds, fmtDuration, timeCell, fmtCommand,
+    ApiError, call, badge, progressBar, countsText, elapsed, flash,
+  } = StqCore;
+  const LIST_PAGE = 50;
+  const TABLE_PAGE = 200;
+  /** Past this many tasks a refresh asks only for what can still change. */
+  const INCREMENTAL_FROM = 300;
+  /** ...and re-reads the whole workflow every this many refreshes all the same. */
+  const FULL_EVERY = 15;
+
+  /** Rate estimate for the list: elapsed time per finished task times tasks left. */
+  function rateEstimate(wf, now) {
+    if (wf.state !== 'running') return '';
+    const c = wf.counts || {};
+    const done = (c.completed || 0) + (c.failed || 0);
+    const left = (c.todo || 0) + (c.in_process || 0);
+    const el = elapsed(wf, now);
+    if (!done || el === null) return '';
+    return `~${fmtDuration((el / done) * left)}`;
+  }
+
+  /**
+   * Time left from the tasks' durations: the longer of the critical path through
+   * what is left and the work left spread over the runners busy now. A task with no
+   * ``duration`` counts as the mean run time of the completed ones.
+   */
+  function durationEstimate(tasks, now) {
+    const ran = tasks.filter((t) => t.state === 'completed' && ms(t.started) && ms(t.finished));
+    const mean = ran.length ? ran.reduce((a, t) => a + (ms(t.finished) - ms(t.started)), 0) / ran.length / 1000 : null;
+    const byName = new Map(tasks.map((t) => [t.name, t]));
+    const finish = new Map();
+    let work = 0;
+    let unknown = false;
+    const order = StqGraph.depths(tasks);
+    const sorted = tasks.filter((t) => t.state === 'todo' || t.state === 'in_process')
+      .sort((a, b) => order.get(a.name) - order.get(b.name));
+    if (!sorted.length) return null;
+    for (const t of sorted) {
+      let d = seconds(t.duration) ?? mean;
+      if (d === null) { unknown = true; d = 0; }
+      if (t.state === 'in_process' && ms(t.started)) d = Math.max(0, d - (now - ms(t.started)) / 1000);
+      work += d;
+      const after = Math.max(0, ...(t.depends_on || []).map((n) => (byName.has(n) ? finish.get(n) || 0 : 0)));
+      finish.set(t.name, after + d);
+    }
+    const running = tasks.filter((t) => t.state === 'in_process').length || 1;
+    const est = Math.max(Math.max(...finish.values()), work / running);
+    return unknown && est === 0 ? null : (unknown ? '≥ ' : '~') + fmtDuration(est);
+  }
+
+  // --- workflows view ---------------------------------------------------------------
+
+  function workflowsView(ctx) {
+    let limit = LIST_PAGE;
+    let filter = sessionStorage.getItem('stq.filter') || 'all';
+    let rows = [];
+    const tbody = h('tbody');
+    const empty = h('p', { class: 'empty', hidden: true }, 'No workflows yet. Submit one with: stq submit FILE');
+    const more = h('button', { class: 'more', hidden: true, onclick: () => { limit += LIST_PAGE; ctx.refresh(); } }, 'Show older workflows');
+    const filters = h('div', { class: 'filters', role: 'group', 'aria-label': 'Filter by state' },
+      ['all', 'running', 'completed', 'failed'].map((f) => h('button', {
+        class: 'filter', dataset: { filter: f }, 'aria-pressed': String(f === filter),
+        onclick: () => { filter = f; sessionStorage.setItem('stq.filter', f); render(); },
+      }, f[0].toUpperCase() + f.slice(1))));
+    const root = h('section', { class: 'view workflows' },
+      h('div', { class: 'view-head' }, h('h1', {}, 'Workflows'), filters),
+      h('table', { class: 'list' },
+        h('thead', {}, h('tr', {}, ['Workflow', 'State', 'Progress', 'Tasks', 'Started', 'Elapsed', 'Time left'].map((c) => h('th', {}, c)))),
+        tbody),
+      empty, more);
+
+    function render() {
+      const now = Date.now();
+      for (const b of filters.children) b.setAttribute('aria-pressed', String(b.dataset.filter === filter));
+      const shown = rows.filter((w) => filter === 'all' || w.state === filter);
+      syncRows(tbody, shown, (w) => w.id, (w) => [
+        h('a', { href: `#/workflows/${encodeURIComponent(w.id)}`, class: 'wf-name' }, w.name),
+        badge(w.state === 'running' ? 'in_process' : w.state, w.state),
+        progressBar(w.counts || {}),
+        countsText(w.counts || {}),
+        timeCell(w.created),
+        fmtDuration(elapsed(w, now)),
+        rateEstimate(w, now),
+      ]);
+      empty.hidden = shown.length > 0;
+      empty.textContent = rows.length ? `No ${filter} workflows.` : 'No workflows yet. Submit one with: stq submit FILE';
+    }
+
+    return {
+      root,
+      title: 'Workflows',
+      async refresh() {
+        const data = await call(`/workflows?limit=${limit}`);
+        rows = data.workflows || [];
+        more.hidden = rows.length < limit;
+        render();
+      },
+    };
+  }
+
+  // --- workflow view -------------------------------------------------------------------
+
+  /** Reads one workflow; past INCREMENTAL_FROM tasks, only what can still change. */
+  class WorkflowSource {
+    constructor(id) {
+      this.id = id;
+      this.wf = null;
+      this.round = 0;
+    }
+
+    async read() {
+      this.round += 1;
+      const big = this.wf && this.wf.tasks.length >= INCREMENTAL_FROM;
+      if (!big || this.round % FULL_EVERY === 0) return this.full();
+      const query = (st) => call(`/tasks?workflow=${encodeURIComponent(this.id)}&state=${st}`).then((d) => d.tasks || []);
+      if (this.wf.state !== 'running') return (await query('todo')).length ? this.full() : this.wf; // retried?
+      const running = await query('in_process');
+      const now = new Map(running.map((t) => [t.id, t]));
+      const left = this.wf.tasks.filter((t) => t.state === 'in_process' && !now.has(t.id));
+      if (left.length > 40) return this.full();
+      const ended = await Promise.all(left.map((t) => call(`/tasks/${encodeURIComponent(t.id)}`)));
+      if (ended.some((t) => t.state === 'failed')) return this.full(); // fan-out: re-read all
+      for (const t of ended) now.set(t.id, t);
+      this.wf.tasks = this.wf.tasks.map((t) => now.get(t.id) || t);
+      this.recount();
+      return this.wf;
+    }
+
+    async full() {
+      this.wf = await call(`/workflows/${encodeURIComponent(this.id)}`);
+      this.wf.tasks = this.wf.tasks || [];
+      return this.wf;
+    }
+
+    recount() {
+      const counts = { todo: 0, in_process: 0, completed: 0, failed: 0 };
+      for (const t of this.wf.tasks) counts[t.state] += 1;
+      this.wf.counts = counts;
+      if (!counts.todo && !counts.in_process) this.round = FULL_EVERY - 1; // settle on a full read
+    }
+  }
+
+  function taskTable(st) {
+    const cols = ['Task', 'Created', 'Started', 'Command', 'Duration', 'Depends on', 'Attempts', 'Runner'];
+    if (st === 'failed') cols.push('Reason');
+    const tbody = h('tbody');
+    const count = h('span', { class: 'n' }, '0');
+    const more = h('button', { class: 'more', hidden: true }, '');
+    const none = h('p', { class: 'none' }, 'None.');
+    let cap = TABLE_PAGE;
+    let last = [];
+    const section = h('details', { class: `tasks state-${st}`, open: true, dataset: { state: st } },
+      h('summary', {}, h('span', { class: `dot state-${st}` }), LABEL[st], ' ', count),
+      none, h('div', { class: 'table-wrap' }, h('table', { class: 'list' }, h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, c)))), tbody)),
+      more);
+    more.addEventListener('click', () => { cap += 10 * TABLE_PAGE; update(last); });
+
+    function duration(t, now) {
+      const s = ms(t.started);
+      if (s === null) return seconds(t.duration) ? h('span', { class: 'muted', title: 'expected' }, fmtDuration(seconds(t.duration))) : '';
+      const e = t.state === 'in_process' ? now : ms(t.finished);
+      return e === null ? '' : fmtDuration((e - s) / 1000);
+    }
+
+    function update(tasks) {
+      last = tasks;
+      const now = Date.now();
+      count.textContent = String(tasks.length);
+      none.hidden = tasks.length > 0;
+      none.nextSibling.hidden = tasks.length === 0;
+      more.hidden = tasks.length <= cap;
+      more.textContent = `Show ${Math.min(tasks.length - cap, 10 * TABLE_PAGE)} more of ${tasks.length}`;
+      syncRows(tbody, tasks.slice(0, cap), (t) => t.id, (t) => {
+        const row = [
+          h('a', { href: `#/tasks/${encodeURIComponent(t.id)}` }, t.name),
+          timeCell(t.created), timeCell(t.started),
+          h('code', { title: fmtCommand(t.command) }, fmtCommand(t.command)),
+          duration(t, now),
+          (t.depends_on || []).join(', '),
+          t.max_attempts ? `${t.attempts_used}/${t.max_attempts}` : String(t.attempts_used ?? ''),
+          t.runner || '',
+        ];
+        if (st === 'failed') row.push(t.reason ? t.reason.replace('_', ' ') : 'attempts failed');
+        return row;
+      });
+    }
+    return { section, update };
+  }
+
+  function confirmDialog(question, yes) {
+    return new Promise((resolve) => {
+      const dlg = h('dialog', { class: 'confirm' },
+        h('p', {}, question),
+        h('div', { class: 'actions' },
+          h('button', { class: 'no', onclick: () => { dlg.close(); resolve(false); } }, 'Keep it'),
+          h('button', { class: 'yes danger', onclick: () => { dlg.close(); resolve(true); } }, yes)));
+      dlg.addEventListener('close', () => { dlg.remove(); resolve(false); });
+      document.body.appendChild(dlg);
+      dlg.showModal();
+    });
+  }
+
+  function workflowView(id, ctx) {
+    const source = new WorkflowSource(id);
+    const title = h('h1', {}, '…');
+    const stateBadge = h('span');
+    const desc = h('p', { class: 'desc' });
+    const summary = h('div', { class: 'summary' });
+    const note = h('p', { class: 'note' });
+    const graphBox = h('div', { class: 'graph' });
+    const graph = new StqGraph.Graph(graphBox, (t) => { location.hash = `#/tasks/${encodeURIComponent(t.id)}`; });
+    const collapse = h('button', { class: 'small', id: 'collapse', hidden: true, onclick: () => graph.collapseAll() }, 'Collapse groups');
+    graph.onLayout = (g) => { collapse.hidden = g.expanded.size === 0; };
+    const tables = Object.fromEntries(STATES.map((s) => [s, taskTable(s)]));
+    const action = (verb, question, yes) => async () => {
+      if (!(await confirmDialog(question, yes))) return;
+      try {
+        await call(`/workflows/${encodeURIComponent(id)}/${verb}`, { method: 'POST' });
+        source.round = FULL_EVERY - 1;
+        await ctx.refresh();
+      } catch (ex) {
+        flash(ex instanceof ApiError ? ex.message : `Could not ${verb}: ${ex.message}`);
+      }
+    };
+    const cancelBtn = h('button', { class: 'danger', id: 'cancel', onclick: action('cancel', 'Cancel this workflow? Every task not yet finished becomes Failed (cancelled).', 'Cancel workflow') }, 'Cancel workflow');
+    const retryBtn = h('button', { id: 'retry', onclick: action('retry', 'Retry every failed task of this workflow (and the tasks that depend on them)?', 'Retry failed tasks') }, 'Retry failed');
+    const root = h('section', { class: 'view workflow' },
+      h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, '← Workflows')),
+      h('div', { class: 'view-head' }, h('div', {}, title, stateBadge), h('div', { class: 'buttons' }, retryBtn, cancelBtn)),
+      desc, summary,
+      h('h2', {}, 'Graph ', h('span', { class: 'legend' }, STATES.map((s) => h('span', {}, h('span', { class: `dot state-${s}` }), LABEL[s]))), collapse),
+      note, graphBox,
+      h('h2', {}, 'Tasks'),
+      STATES.map((s) => tables[s].section));
+
+    function render(wf) {
+      const now = Date.now();
+      document.title = `${wf.name} · STQ`;
+      if (title.textContent !== wf.name) title.textContent = wf.name;
+      patch(stateBadge, wf.state, () => badge(wf.state === 'running' ? 'in_process' : wf.state, wf.state));
+      desc.textContent = wf.description || '';
+      desc.hidden = !wf.description;
+      const left = wf.state === 'running' ? durationEstimate(wf.tasks, now) : null;
+      patch(summary, JSON.stringify([wf.counts, wf.created, Math.round(elapsed(wf, now)), left]), () => [
+        progressBar(wf.counts), countsText(wf.counts),
+        h('span', { class: 'meta' }, 'started ', timeCell(wf.created)),
+        h('span', { class: 'meta' }, wf.state === 'running' ? 'elapsed ' : 'took ', fmtDuration(elapsed(wf, now))),
+        left ? h('span', { class: 'meta' }, 'time left ', left) : null,
+        h('span', { class: 'meta id' }, wf.id)]);
+      cancelBtn.disabled = wf.state !== 'running';
+      retryBtn.disabled = !(wf.counts.failed > 0);
+      graph.update(wf.tasks);
+      note.textContent = graph.grouped
+        ? `${wf.tasks.length} tasks: tasks of one layer sharing a name prefix are grouped; click a group to expand it.` : '';
+      const by = { todo: [], in_process: [], completed: [], failed: [] };
+      for (const t of wf.tasks) (by[t.state] || by.todo).push(t);
+      for (const s of STATES) tables[s].update(by[s]);
+      if (stats.firstRenderMs === null) stats.firstRenderMs = performance.now();
+    }
+
+    return { root, title: 'Workflow', async refresh() { render(await source.read()); } };
+  }
+
+  return { workflowsView, workflowView };
+})();

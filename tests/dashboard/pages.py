@@ -1,0 +1,52 @@
+"""What the dashboard shows, read back from the live page (graph nodes, edges, lists)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Page
+
+#: Long enough for a few 2 s refreshes, short enough to fail fast.
+SEEN_WITHIN_MS = 8_000
+
+
+def open_view(page: Page, url: str, route: str = "/") -> None:
+    """Load the dashboard at a hash route (``/``, ``/workflows/ID``, ``/tasks/ID``)."""
+    page.goto(f"{url}/#{route}")
+
+
+def node_states(page: Page) -> dict[str, str]:
+    """The graph's task nodes: name -> the state it is coloured with."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('svg.dag g.node.task')]
+            .map((g) => [g.dataset.task, g.dataset.state]))"""
+    )
+
+
+def edges(page: Page) -> set[tuple[str, str]]:
+    """The graph's edges as (dependency, dependent) pairs."""
+    pairs = page.evaluate(
+        """() => [...document.querySelectorAll('svg.dag .edges path')]
+            .map((p) => [p.dataset.from, p.dataset.to])"""
+    )
+    return {(a, b) for a, b in pairs}
+
+
+def wait_node_state(page: Page, name: str, state: str) -> None:
+    """Poll the page (no reload) until task ``name``'s node shows ``state``."""
+    page.wait_for_function(
+        """([name, state]) => [...document.querySelectorAll('svg.dag g.node.task')]
+            .some((g) => g.dataset.task === name && g.dataset.state === state)""",
+        arg=[name, state],
+        timeout=SEEN_WITHIN_MS,
+    )
+
+
+def list_count(page: Page, state: str) -> int:
+    """The number in the heading of one of the four task lists."""
+    return int(page.locator(f"details.tasks[data-state={state}] summary .n").inner_text())
+
+
+def stats(page: Page) -> dict[str, Any]:
+    """The page's own refresh figures (bytes per refresh, render time)."""
+    return page.evaluate("() => ({...window.stqStats})")

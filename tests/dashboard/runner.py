@@ -1,0 +1,67 @@
+"""A tiny client of the public HTTP API, runner endpoints included.
+
+The dashboard tests use it to submit workflows and to play the runner protocol
+step by step (claim one attempt, report its result), so a test decides exactly
+when a task turns blue, green or red and can watch the page follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+
+@dataclass
+class ApiClient:
+    """``requests`` against one live server, with an optional bearer token."""
+
+    url: str
+    token: str | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        resp = self.session.request(
+            method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs
+        )
+        assert resp.status_code < 400, f"{method} {path}: {resp.status_code} {resp.text[:500]}"
+        return resp
+
+    def submit(self, document: dict[str, Any]) -> str:
+        """POST a workflow document; its id."""
+        return self._call("POST", "/workflows", json=document).json()["id"]
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/workflows/{workflow_id}").json()
+
+    def tasks(self, workflow_id: str) -> dict[str, dict[str, Any]]:
+        """The workflow's tasks by name."""
+        return {t["name"]: t for t in self.workflow(workflow_id)["tasks"]}
+
+    def cancel(self, workflow_id: str) -> None:
+        self._call("POST", f"/workflows/{workflow_id}/cancel")
+
+    def claim(self, runner: str = "test-runner") -> dict[str, Any]:
+        """Claim one attempt now; fails the test when nothing is claimable."""
+        body = {"runner": runner, "labels": [], "wait": 0}
+        resp = self._call("POST", "/attempts/claim", json=body)
+        assert resp.status_code == 200, "nothing was claimable"
+        return resp.json()
+
+    def report(self, claim: dict[str, Any], exit_code: int, output: str = "") -> dict[str, Any]:
+        """Report a claimed attempt's result as a runner would."""
+        body = {
+            "status": "completed" if exit_code == 0 else "failed",
+            "exit_code": exit_code,
+            "output": output,
+            "message": "" if exit_code == 0 else f"exit code {exit_code}",
+        }
+        return self._call("POST", f"/attempts/{claim['attempt_id']}/result", json=body).json()
+
+    def run_next(self, exit_code: int = 0, output: str = "") -> dict[str, Any]:
+        """Claim the next attempt and report it at once; the claim."""
+        claim = self.claim()
+        self.report(claim, exit_code, output)
+        return claim
