@@ -16,21 +16,13 @@ import falcon
 
 from stq.api import bodies, render
 from stq.model import AttemptStatus, Claim, Report
-from stq.settings import MAX_CLAIM_WAIT, MAX_OUTPUT_BYTES
+from stq.settings import MAX_CLAIM_WAIT
 
 if TYPE_CHECKING:
     from stq.api.app import Context
 
 POLL_INTERVAL = 0.02
 RETRY_INTERVAL = 0.5
-
-
-def keep_tail(text: str, limit: int = MAX_OUTPUT_BYTES) -> str:
-    """The last ``limit`` bytes of ``text`` (UTF-8), cut on a character boundary."""
-    data = text.encode("utf-8", errors="replace")
-    if len(data) <= limit:
-        return text
-    return data[-limit:].decode("utf-8", errors="ignore")
 
 
 class Claimer:
@@ -104,7 +96,7 @@ class ResultResource:
         report = Report(
             status=AttemptStatus(body["status"]),
             exit_code=body.get("exit_code"),
-            output=keep_tail(body.get("output") or ""),
+            output=body.get("output") or "",  # the store keeps the last MiB
             message=body.get("message"),
         )
         answer = render.result_ack(self.ctx.store.report_result(attempt_id, report))
