@@ -10,14 +10,21 @@ its exit code, anything unexpected one line too (the traceback only with ``-v``)
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from stq import __version__
 from stq.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StqError, WorkflowInvalid
+from stq.model import WorkflowSpec
 from stq.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily: `stq validate` needs no HTTP client
+    from stq.client import Client
 
 EPILOG = """\
 environment:
@@ -65,12 +72,184 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return status
 
 
-def _not_yet(name: str) -> Handler:
-    def handler(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"stq {name}: not implemented yet", file=sys.stderr)
-        return EXIT_USAGE
+def _load(path: str) -> WorkflowSpec:
+    """Validate ``path`` locally, printing every problem as ``stq validate`` does."""
+    from stq.loader import load_workflow_file
 
-    return handler
+    if not os.path.isfile(path):
+        raise StqError(f"cannot read {path}: no such file")
+    try:
+        return load_workflow_file(path)
+    except WorkflowInvalid as ex:
+        for problem in ex.problems:
+            print(problem, file=sys.stderr)
+        raise StqError(f"{path} is invalid: nothing was submitted") from ex
+
+
+def _client(args: argparse.Namespace, settings: Settings) -> Client:
+    from stq.client import Client
+
+    return Client(getattr(args, "server", None) or settings.server_url, settings.token)
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate, submit, print the id; with --wait follow it to the end."""
+    from stq.client import workflow_document
+    from stq.progress import Progress, summary
+
+    spec = _load(args.file)
+    client = _client(args, settings)
+    wf_id = client.submit(workflow_document(spec))["id"]
+    print(wf_id, flush=True)
+    if not args.wait:
+        return EXIT_OK
+    final = Progress(client, sys.stdout, tty=sys.stdout.isatty()).follow(wf_id)
+    summary(client, final, sys.stdout)
+    return EXIT_OK if final["state"] == "completed" else EXIT_FAILED
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve one or more servers until stopped."""
+    from stq.worker import run_worker
+
+    labels = [x.strip() for x in (args.labels or "").split(",") if x.strip()]
+    return run_worker(
+        args.urls or [settings.server_url],
+        token=settings.token,
+        labels=labels,
+        name=args.name,
+        exit_when_idle=args.exit_when_idle,
+    )
+
+
+def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
+    """Check the bind is safe, then become gunicorn."""
+    from stq.server import serve
+
+    return serve(args.bind, args.db, args.workers, args.insecure, settings.token)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """The whole workflow on this machine: embedded server, N local runners."""
+    from stq.local import run_local
+
+    spec = _load(args.file)
+    return run_local(spec, args.jobs, args.db, sys.stdout, verbose=args.verbose)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """The workflows, or one workflow's tasks; --json for scripts."""
+    from stq.progress import task_table, workflow_table
+
+    client = _client(args, settings)
+    if args.workflow_id:
+        data = client.workflow(args.workflow_id)
+        text = task_table(data)
+    else:
+        data = {"workflows": client.workflows(limit=args.limit)}
+        text = workflow_table(data["workflows"])
+    print(json.dumps(data, indent=2) if args.json else text)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
+    """The captured output of a task's attempt (default: the last)."""
+    from stq.progress import safe
+
+    client = _client(args, settings)
+    attempts = client.task(args.task_id).get("attempts") or []
+    if args.attempt is not None:
+        attempts = [a for a in attempts if a["number"] == args.attempt]
+        if not attempts:
+            raise StqError(f"task {args.task_id} has no attempt {args.attempt}: see stq status")
+    if not attempts:
+        raise StqError(f"task {args.task_id} has no attempts yet")
+    text = client.output(attempts[-1]["id"])
+    sys.stdout.write(safe(text, keep_newlines=True) if sys.stdout.isatty() else text)
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    answer = _client(args, settings).cancel(args.workflow_id) or {}
+    print(f"{args.workflow_id}: {answer.get('state', 'cancelled')}")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
+    answer = _client(args, settings).retry(args.workflow_id) or {}
+    print(f"{args.workflow_id}: {answer.get('state', 'running')}")
+    return EXIT_OK
+
+
+def _number(kind: type, low: float) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` no smaller than ``low``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}: {text!r}")
+        return value
+
+    return parse
+
+
+def _server_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", metavar="URL", help="server URL (env: STQ_SERVER)")
+
+
+def _add_client_commands(sub: Any) -> None:
+    p = sub.add_parser("submit", help="submit a workflow to a server")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--wait", action="store_true", help="follow it; exit 1 if it fails")
+    _server_flag(p)
+    p.set_defaults(handler=cmd_submit)
+
+    p = sub.add_parser("status", help="show workflows, or one workflow's tasks")
+    p.add_argument("workflow_id", nargs="?", metavar="WORKFLOW_ID")
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    p.add_argument("--limit", type=_number(int, 1), default=20, help="workflows listed (20)")
+    _server_flag(p)
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("logs", help="show the output of a task's attempt")
+    p.add_argument("task_id", metavar="TASK_ID")
+    p.add_argument("--attempt", type=_number(int, 1), metavar="N", help="default: the last")
+    _server_flag(p)
+    p.set_defaults(handler=cmd_logs)
+
+    for name, handler, text in [
+        ("cancel", cmd_cancel, "cancel a workflow: its unfinished tasks fail"),
+        ("retry", cmd_retry, "retry a workflow's failed tasks"),
+    ]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("workflow_id", metavar="WORKFLOW_ID")
+        _server_flag(p)
+        p.set_defaults(handler=handler)
+
+
+def _add_process_commands(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run a runner against one or more servers")
+    p.add_argument("urls", nargs="*", metavar="URL", help="server URLs (env: STQ_SERVER)")
+    p.add_argument("--labels", metavar="a,b", help="labels this runner has")
+    p.add_argument("--name", help="runner name (default: host-pid)")
+    p.add_argument("--exit-when-idle", type=_number(float, 0), metavar="SECONDS")
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("server", help="run the API server under gunicorn")
+    p.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT")
+    p.add_argument("--db", metavar="PATH_OR_URL", help="store (env: STQ_DB, default stq.db)")
+    p.add_argument("--workers", type=_number(int, 1), default=2, metavar="N")
+    p.add_argument("--insecure", action="store_true", help="allow a public bind with no token")
+    p.set_defaults(handler=cmd_server)
+
+    p = sub.add_parser("run", help="run a workflow start to end on this machine")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-j", "--jobs", type=_number(int, 1), default=os.cpu_count() or 1)
+    p.add_argument("--db", metavar="PATH", help="SQLite file to keep (default: a temp file)")
+    p.set_defaults(handler=cmd_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,19 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(handler=cmd_validate)
 
-    for name, text in [
-        ("submit", "submit a workflow to a server"),
-        ("worker", "run a runner against one or more servers"),
-        ("server", "run the API server under gunicorn"),
-        ("run", "run a workflow start to end on this machine"),
-        ("status", "show workflows, or one workflow's tasks"),
-        ("logs", "show the output of a task's attempt"),
-        ("cancel", "cancel a workflow"),
-        ("retry", "retry a workflow's failed tasks"),
-    ]:
-        p = sub.add_parser(name, help=text)
-        p.add_argument("rest", nargs="*")
-        p.set_defaults(handler=_not_yet(name))
+    _add_client_commands(sub)
+    _add_process_commands(sub)
+    for command in sub.choices.values():  # -v works after the subcommand too
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="more output"
+        )
     return parser
 
 

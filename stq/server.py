@@ -1,0 +1,87 @@
+"""``stq server``: ``stq.api:app`` under gunicorn with settings that suit long polls.
+
+Claims are long polls (up to 30 s) that hold a thread each, so the workers are
+``gthread`` with many threads rather than sync workers, which a few idle
+runners would exhaust. Binding beyond loopback with no ``STQ_TOKEN`` would hand
+anyone on the network a way to run commands on every runner, so it is refused
+unless ``--insecure`` says the user means it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from collections.abc import Mapping
+
+from stq.errors import UsageError
+
+DEFAULT_BIND = "127.0.0.1:8000"
+#: Threads per gunicorn worker: each waiting runner holds one during its long poll.
+THREADS = 32
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """'HOST:PORT' -> (host, port), with a clear error for anything else."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8000")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def gunicorn_argv(bind: str, workers: int, threads: int = THREADS) -> list[str]:
+    """The gunicorn command line for ``stq.api:app``."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "stq.api:app",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "5",
+        "--access-logfile",
+        "-" if os.environ.get("STQ_ACCESS_LOG") else "/dev/null",
+    ]
+
+
+def serve(
+    bind: str,
+    db: str | None,
+    workers: int,
+    insecure: bool,
+    token: str | None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Check the bind is safe, then replace this process with gunicorn."""
+    host, _ = split_bind(bind)
+    if not is_loopback(host) and not token and not insecure:
+        raise UsageError(
+            f"refusing to bind {host} with no STQ_TOKEN: set STQ_TOKEN, "
+            "or pass --insecure if this network is trusted"
+        )
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    env = dict(os.environ if environ is None else environ)
+    if db:
+        env["STQ_DB"] = db
+    argv = gunicorn_argv(bind, workers)
+    os.execve(argv[0], argv, env)
+    return 0  # not reached

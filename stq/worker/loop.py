@@ -1,0 +1,259 @@
+"""The runner's loop: claim, run, report; idle exit; graceful stop; fail-over.
+
+A busy runner needs one request per task: the result carries ``next`` and the
+answer holds the next claim (the API's compatible extension); an older server
+that ignores it just makes the runner long-poll as before. A finished result is
+never dropped: it is retried with capped, jittered backoff (moving between
+server URLs) until a server takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stq.client import RETRYABLE, Client
+from stq.errors import Conflict, NotFound
+from stq.worker import process
+from stq.worker.heartbeat import Supervisor, Watch
+
+log = logging.getLogger("stq.worker")
+T = TypeVar("T")
+
+#: Long-poll length asked of the server (it caps at 30 s).
+CLAIM_WAIT = 25.0
+BACKOFF_START = 0.1
+BACKOFF_CAP = 15.0
+
+
+class _Interrupted(Exception):
+    """Raised from the signal handler to leave a long poll at once."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    urls: tuple[str, ...]
+    token: str | None
+    name: str
+    labels: tuple[str, ...] = ()
+    exit_when_idle: float | None = None
+    workdir: Path = Path(".")
+
+
+class Runner:
+    """One runner: one attempt at a time, one supervisor thread, one output file."""
+
+    def __init__(self, config: RunnerConfig, sleep: Callable[[float], None] = time.sleep):
+        self.config = config
+        self.clients = [Client(url, config.token) for url in config.urls]
+        self.current = 0
+        self.sleep = sleep
+        self.stopping = False
+        self.hard_stop = False
+        self.idle = False
+        self._idle_since = time.monotonic()
+        self.supervisor = Supervisor(self._heartbeat)
+        self.out = tempfile.TemporaryFile(prefix="stq-output-")
+        self.base_env = dict(os.environ)
+        self._beat_clients: dict[int, Client] = {}
+
+    # --- signals --------------------------------------------------------------
+
+    def stop(self) -> None:
+        """First signal: finish the current attempt, claim nothing more."""
+        self.stopping = True
+        log.info("stopping: finishing the current attempt, claiming no more (again: kill it)")
+        if self.idle:
+            raise _Interrupted
+
+    def stop_now(self) -> None:
+        """Second signal: kill the current command; it is reported failed."""
+        self.stopping = True
+        self.hard_stop = True
+        self.supervisor.kill("runner stopped: the command was killed")
+        if self.idle:
+            raise _Interrupted
+
+    # --- the loop -------------------------------------------------------------
+
+    def run(self) -> int:
+        self.supervisor.start()
+        log.info("runner %s serving %s", self.config.name, ", ".join(self.config.urls))
+        claim: dict[str, Any] | None = None
+        idle_since = time.monotonic()
+        try:
+            while claim is not None or not self.stopping:
+                if claim is None:
+                    claim = self._claim(idle_since)
+                    if claim is None:
+                        if self._idle_expired(idle_since):
+                            log.info("idle for %ss: exiting", self.config.exit_when_idle)
+                            break
+                        continue
+                report = self._attempt(claim)
+                claim = self._deliver(claim["attempt_id"], report)
+                idle_since = time.monotonic()
+        except _Interrupted:
+            pass
+        finally:
+            self.out.close()
+            for client in (*self.clients, *self._beat_clients.values()):
+                client.close()
+        log.info("runner %s stopped", self.config.name)
+        return 0
+
+    def _idle_expired(self, since: float) -> bool:
+        limit = self.config.exit_when_idle
+        return limit is not None and time.monotonic() - since >= limit
+
+    def _claim(self, idle_since: float) -> dict[str, Any] | None:
+        wait = CLAIM_WAIT
+        if self.config.exit_when_idle is not None:
+            left = self.config.exit_when_idle - (time.monotonic() - idle_since)
+            wait = max(0.0, min(wait, left))
+        labels = list(self.config.labels)
+        self._idle_since = idle_since
+        self.idle = True
+        try:
+            if self.stopping:
+                raise _Interrupted
+            return self._with_retry(lambda c: c.claim(self.config.name, labels, wait), True)
+        finally:
+            self.idle = False
+
+    # --- one attempt ----------------------------------------------------------
+
+    def _attempt(self, claim: dict[str, Any]) -> dict[str, Any]:
+        name, number = claim.get("task_name"), claim.get("attempt_number")
+        log.info("claimed %s attempt %s (%s)", name, number, claim["attempt_id"])
+        started = time.monotonic()
+        report = self._execute(claim)
+        log.info(
+            "finished %s attempt %s: %s, exit code %s, %.2fs%s",
+            name,
+            number,
+            report["status"],
+            report["exit_code"],
+            time.monotonic() - started,
+            f" ({report['message']})" if report.get("message") else "",
+        )
+        return report
+
+    def _execute(self, claim: dict[str, Any]) -> dict[str, Any]:
+        self.out.seek(0)
+        self.out.truncate()
+        cwd = process.resolve_cwd(claim.get("cwd"), self.config.workdir)
+        try:
+            proc = process.start(claim["command"], self._env(claim), cwd, self.out)
+        except process.CannotStart as ex:
+            return {"status": "failed", "exit_code": None, "output": "", "message": str(ex)}
+        duration = claim.get("duration")
+        watch = Watch(
+            attempt_id=claim["attempt_id"],
+            pgid=proc.pid,
+            deadline=None if duration is None else time.monotonic() + float(duration),
+            interval=float(claim.get("heartbeat_interval") or 10.0),
+        )
+        self.supervisor.watch(watch)
+        returncode = _wait(proc)
+        self.supervisor.release(watch)
+        process.signal_group(proc.pid, 9)  # nothing the command started outlives it
+        exit_code, message = process.describe_exit(returncode)
+        message = watch.kill_reason or message
+        status = "completed" if returncode == 0 and watch.kill_reason is None else "failed"
+        return {
+            "status": status,
+            "exit_code": exit_code,
+            "output": process.read_tail(self.out),
+            "message": message,
+        }
+
+    def _env(self, claim: dict[str, Any]) -> dict[str, str]:
+        env = dict(self.base_env)
+        env.update({str(k): str(v) for k, v in (claim.get("env") or {}).items()})
+        env["STQ_WORKFLOW_ID"] = str(claim.get("workflow_id", ""))
+        env["STQ_TASK_ID"] = str(claim.get("task_id", ""))
+        env["STQ_TASK_NAME"] = str(claim.get("task_name", ""))
+        env["STQ_ATTEMPT_ID"] = str(claim["attempt_id"])
+        env["STQ_ATTEMPT_NUMBER"] = str(claim.get("attempt_number", ""))
+        return env
+
+    # --- talking to the servers -----------------------------------------------
+
+    def _deliver(self, attempt_id: str, report: dict[str, Any]) -> dict[str, Any] | None:
+        """Report until a server takes it; return the next claim it offered, if any."""
+        body = dict(report)
+        if not self.stopping:
+            body["next"] = {"runner": self.config.name, "labels": list(self.config.labels)}
+        try:
+            answer = self._with_retry(lambda c: c.result(attempt_id, body), False)
+        except (NotFound, Conflict) as ex:
+            log.warning("result for attempt %s refused: %s", attempt_id, ex.message)
+            return None
+        nxt = answer.get("next") if isinstance(answer, dict) else None
+        # Signalled while the result was on its way: the claim that came back with it is
+        # the current attempt now and runs (failing it unrun would burn one of its
+        # attempts), unless a second signal asked to stop at once.
+        if nxt is not None and self.hard_stop:
+            self._deliver(nxt["attempt_id"], _not_run())
+            return None
+        return nxt
+
+    def _with_retry(self, call: Callable[[Client], T], interruptible: bool) -> T:
+        """``call`` against the current server, failing over and backing off while unreachable."""
+        delay = BACKOFF_START
+        failures = 0
+        while True:
+            client = self.clients[self.current]
+            try:
+                result = call(client)
+            except RETRYABLE as ex:
+                if failures == 0:
+                    log.warning("%s; retrying", ex.message)
+                failures += 1
+                self.current = (self.current + 1) % len(self.clients)
+                if failures % len(self.clients) == 0:
+                    if interruptible and self.stopping:
+                        raise _Interrupted from ex
+                    if interruptible and self._idle_expired(self._idle_since):
+                        return None  # type: ignore[return-value]  # idle, if unreachable
+                    self.sleep(random.uniform(delay / 2, delay))
+                    delay = min(BACKOFF_CAP, delay * 2)
+                continue
+            if failures:
+                log.info("reached %s again", client.url)
+            return result
+
+    def _heartbeat(self, attempt_id: str) -> bool:
+        """Runs on the supervisor thread: its own session, the current server."""
+        index = self.current
+        client = self._beat_clients.get(index)
+        if client is None:
+            client = Client(self.config.urls[index], self.config.token)
+            self._beat_clients[index] = client
+        return client.heartbeat(attempt_id)
+
+
+def _not_run() -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "exit_code": None,
+        "output": "",
+        "message": "runner stopping: the attempt was not run",
+    }
+
+
+def _wait(proc: Any) -> int:
+    """Block until the child exits; signals run their handlers and the wait resumes."""
+    while True:
+        try:
+            return proc.wait()
+        except _Interrupted:
+            continue

@@ -1,0 +1,113 @@
+"""The HTTP client against a real local HTTP server: errors, redirects, the token."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from stq.client import Client
+from stq.errors import (
+    Conflict,
+    NotFound,
+    ServerUnreachable,
+    StoreUnavailable,
+    Unauthorized,
+    WorkflowInvalid,
+)
+from tests.helpers import free_port
+
+#: path -> (status, body, extra headers) served by the fake server
+ANSWERS: dict[str, tuple[int, object, dict[str, str]]] = {}
+SEEN: list[tuple[str, str | None]] = []
+
+
+class Handler(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        SEEN.append((self.path, self.headers.get("Authorization")))
+        status, body, headers = ANSWERS.get(self.path, (404, {"error": {}}, {}))
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def url(server_url: str) -> str:
+    ANSWERS.clear()
+    SEEN.clear()
+    return server_url
+
+
+def error(code: str, message: str, details: list | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(404, NotFound), (409, Conflict), (503, StoreUnavailable), (401, Unauthorized)],
+)
+def test_error_answers_become_their_exceptions(url: str, status: int, kind: type) -> None:
+    ANSWERS["/api/v1/workflows/w9"] = (status, error("x", "the server's words"), {})
+    with pytest.raises(kind) as caught:
+        Client(url).workflow("w9")
+    if status == 401:
+        assert "STQ_TOKEN" in caught.value.message
+    else:
+        assert caught.value.message == "the server's words"
+
+
+def test_invalid_workflow_keeps_details(url: str) -> None:
+    details = [{"path": "/tasks/a", "message": "bad"}]
+    ANSWERS["/api/v1/workflows"] = (422, error("invalid_workflow", "invalid", details), {})
+    with pytest.raises(WorkflowInvalid) as caught:
+        Client(url).submit({"name": "x", "tasks": {}})
+    assert caught.value.problems[0].path == "/tasks/a"
+
+
+def test_token_never_follows_a_redirect(url: str) -> None:
+    other = f"http://127.0.0.1:{free_port()}"
+    ANSWERS["/api/v1/workflows/w1"] = (302, None, {"Location": other + "/steal"})
+    with pytest.raises(ServerUnreachable, match="redirect"):
+        Client(url, token="secret").workflow("w1")
+    assert SEEN == [("/api/v1/workflows/w1", "Bearer secret")]
+
+
+def test_ids_cannot_change_the_path(url: str) -> None:
+    ANSWERS["/api/v1/tasks/..%2Fworkflows"] = (200, {"id": "ok"}, {})
+    assert Client(url).task("../workflows") == {"id": "ok"}
+
+
+def test_claim_204_is_none_and_200_is_the_claim(url: str) -> None:
+    ANSWERS["/api/v1/attempts/claim"] = (204, None, {})
+    assert Client(url).claim("r", [], wait=0) is None
+    ANSWERS["/api/v1/attempts/claim"] = (200, {"attempt_id": "a1"}, {})
+    assert Client(url).claim("r", [], wait=0) == {"attempt_id": "a1"}
+
+
+def test_unreachable_says_what_to_do() -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerUnreachable) as caught:
+        Client(down).health()
+    assert caught.value.message == (f"cannot reach {down}: start `stq server` or set STQ_SERVER")
