@@ -32,16 +32,22 @@ class Problem:
 
     message: str
     path: str = ""
-    file: str = "<document>"
+    #: None for a document that came as JSON: then only ``path`` locates it.
+    file: str | None = None
     line: int = 1
     col: int = 1
 
     def __str__(self) -> str:
+        if self.file is None:
+            return self.message
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
     def as_detail(self) -> dict[str, Any]:
         """The API's ``details`` entry: where in the document and what."""
-        return {"path": self.path, "message": self.message, "line": self.line, "column": self.col}
+        detail: dict[str, Any] = {"path": self.path, "message": self.message}
+        if self.file is not None:
+            detail.update(line=self.line, column=self.col)
+        return detail
 
 
 class StqError(Exception):

@@ -34,7 +34,7 @@ def pointer(path: Path) -> str:
 class Locator:
     """Builds located problems for one document (from a file, or from JSON without marks)."""
 
-    def __init__(self, root: Any, marks: Marks | None = None, filename: str = "<document>"):
+    def __init__(self, root: Any, marks: Marks | None = None, filename: str | None = None):
         self.root = root
         self.marks = marks
         self.filename = filename
