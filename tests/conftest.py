@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import LiveServer
+from tests.pg import pg_empty_url, pg_template, pg_url  # noqa: F401  (reads STQ_TEST_PG first)
 
-for _name in [k for k in os.environ if k.startswith("STQ_")]:
+# STQ_FULL_* only choose the sizes of the fault/load/fuzz suites: they stay.
+for _name in [k for k in os.environ if k.startswith("STQ_") and not k.startswith("STQ_FULL_")]:
     del os.environ[_name]  # a developer's shell must not leak into the tests
 
 ROOT = Path(__file__).resolve().parent.parent

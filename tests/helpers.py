@@ -55,10 +55,14 @@ class LiveServer:
 
     db: Path
     workers: int = 4
+    #: A store URL (postgresql://...) used instead of ``db``; ``db`` then only names the log.
+    db_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     #: More gunicorn options (e.g. an access log for benchmarks).
     extra_args: list[str] = field(default_factory=list)
     port: int = 0
+    #: Restart on this port (fault tests restart a killed server where runners expect it).
+    fixed_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
 
@@ -69,9 +73,9 @@ class LiveServer:
     def start(self) -> LiveServer:
         """Start gunicorn and poll health; retry once on a port clash."""
         for _ in range(3):
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             self.log = self.db.with_suffix(f".{self.port}.log")
-            env = scrubbed_env({"STQ_DB": str(self.db), **self.env})
+            env = scrubbed_env({"STQ_DB": self.db_url or str(self.db), **self.env})
             cmd = [
                 str(BIN / "gunicorn"),
                 "stq.api:app",

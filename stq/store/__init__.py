@@ -34,13 +34,28 @@ def open_store(
     from stq.store.sqlite import SqliteDialect
 
     if url.startswith(_PG_PREFIXES):
-        if importlib.util.find_spec("psycopg") is None:
-            raise PostgresNotInstalled(PG_HINT)
-        raise UsageError("PostgreSQL stores are not yet supported by this STQ version")
+        return _open_postgres(url, clock, heartbeat_timeout)
     path = url[len(_SQLITE_PREFIX) :] if url.startswith(_SQLITE_PREFIX) else url
     if not path or "://" in path:
         raise StoreUnavailable(f"Not a store path or URL: {url!r} (a file path or postgresql://)")
     store = SqlStore(SqliteDialect(path), clock=clock, heartbeat_timeout=heartbeat_timeout)
+    store.check()
+    return store
+
+
+def _open_postgres(url: str, clock: Callable[[], float], heartbeat_timeout: float) -> Store:
+    """The PostgreSQL store; its schema is created (under a lock) before the first request."""
+    if (
+        importlib.util.find_spec("psycopg") is None
+        or importlib.util.find_spec("psycopg_pool") is None
+    ):
+        raise PostgresNotInstalled(PG_HINT)
+    from stq.store.postgres import PostgresDialect
+    from stq.store.sql import SqlStore
+
+    dialect = PostgresDialect(url)
+    dialect.ensure_schema()
+    store = SqlStore(dialect, clock=clock, heartbeat_timeout=heartbeat_timeout)
     store.check()
     return store
 

@@ -56,12 +56,17 @@ MARK_IN_PROCESS = (
 )
 
 
-def find_candidate(tx: Tx, labels: Collection[str]) -> int | None:
-    """The id of the first claimable task the runner may take, or None."""
+def find_candidate(tx: Tx, labels: Collection[str], lock: bool = True) -> int | None:
+    """The id of the first claimable task the runner may take, or None.
+
+    ``lock`` adds the dialect's row lock (PostgreSQL: ``FOR UPDATE SKIP
+    LOCKED``); the read-only look before the write transaction goes without.
+    """
+    suffix = tx.dialect.lock_candidate if lock else ""
     hint = tx.dialect.use_index("task_claimable_plain")
-    best = tx.one(FIRST_PLAIN.format(hint=hint) + tx.dialect.lock_candidate, (tx.now,))
+    best = tx.one(FIRST_PLAIN.format(hint=hint) + suffix, (tx.now,))
     if labels:
-        labelled = _first_labelled(tx, labels)
+        labelled = _first_labelled(tx, labels, suffix)
         if labelled is not None and (best is None or _key(labelled) < _key(best)):
             best = labelled
     return None if best is None else int(best[3])
@@ -71,10 +76,10 @@ def _key(row: tuple) -> tuple:
     return (-row[0], row[1], row[2])
 
 
-def _first_labelled(tx: Tx, labels: Collection[str]) -> tuple | None:
+def _first_labelled(tx: Tx, labels: Collection[str], suffix: str) -> tuple | None:
     hint = tx.dialect.use_index("task_claimable_labelled")
     sets = [row[0] for row in tx.all(LABEL_SETS.format(hint=hint))]
-    first = FIRST_LABELLED.format(hint=hint) + tx.dialect.lock_candidate
+    first = FIRST_LABELLED.format(hint=hint) + suffix
     best = None
     for label_set in sets:
         if rules.labels_match(records.load_labels(label_set), labels):

@@ -9,6 +9,7 @@ statement (and caches the result).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -37,6 +38,17 @@ class Dialect:
     def connect(self) -> Any:
         """A new autocommit connection, set up; the schema already exists."""
         raise NotImplementedError
+
+    def borrow(self) -> AbstractContextManager[Any] | None:
+        """A pooled connection for one transaction, or None: one connection per thread."""
+        return None
+
+    def close(self) -> None:
+        """Release what the dialect holds beyond the store's connections (a pool)."""
+
+    def clean_text(self, text: str) -> str:
+        """``text`` as this database can store it (PostgreSQL text cannot hold NUL)."""
+        return text
 
     def change_marker(self, conn: Any) -> object:
         """A value that changes after another connection commits."""

@@ -56,7 +56,7 @@ def report(tx: Tx, attempt_id: int, result: Report) -> ResultAck:
     )
     tx.run(
         "INSERT INTO output (attempt_id, text) VALUES (?, ?)",
-        (attempt_id, rules.keep_tail(result.output or "")),
+        (attempt_id, tx.dialect.clean_text(rules.keep_tail(result.output or ""))),
     )
     return ResultAck(AttemptStatus(new_status), TaskState(new_state))
 

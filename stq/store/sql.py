@@ -89,16 +89,27 @@ class SqlStore:
         return conn
 
     @contextmanager
+    def _borrow(self) -> Iterator[Any]:
+        """The dialect's pooled connection for one transaction, else this thread's own."""
+        pooled = self.dialect.borrow()
+        if pooled is None:
+            yield self._conn()
+            return
+        with pooled as conn:
+            yield conn
+
+    @contextmanager
     def _tx(self, begin: str) -> Iterator[Tx]:
-        conn = self._conn()
         try:
-            conn.execute(begin)
-            try:
-                yield Tx(conn, self.dialect, self.clock())
-            except BaseException:
-                self._rollback(conn)
-                raise
-            conn.execute("COMMIT")
+            with self._borrow() as conn:
+                for statement in begin.split("; "):  # one each: a pipeline takes no batches
+                    conn.execute(statement)
+                try:
+                    yield Tx(conn, self.dialect, self.clock())
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                conn.execute("COMMIT")
         except self.dialect.unavailable_errors as ex:
             raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
 
@@ -114,15 +125,16 @@ class SqlStore:
         with self._tx(self.dialect.begin_write) as tx:
             transitions.expire_due(tx, self.heartbeat_timeout)
             yield tx
-        self._local.commits += 1
+        self._local.commits = getattr(self._local, "commits", 0) + 1
 
     @contextmanager
     def _read(self) -> Iterator[Tx]:
         """A snapshot read, after applying any expiry that is due (in its own write)."""
         try:
-            due = transitions.any_due(
-                Tx(self._conn(), self.dialect, self.clock()), self.heartbeat_timeout
-            )
+            with self._borrow() as conn:
+                due = transitions.any_due(
+                    Tx(conn, self.dialect, self.clock()), self.heartbeat_timeout
+                )
         except self.dialect.unavailable_errors as ex:
             raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
         if due:
@@ -148,7 +160,7 @@ class SqlStore:
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
         with self._read() as tx:  # no write lock while nothing is claimable
-            if claim.find_candidate(tx, labels) is None:
+            if claim.find_candidate(tx, labels, lock=False) is None:
                 return None
         with self._write() as tx:  # again under the write lock: another process may have won
             task_id = claim.find_candidate(tx, labels)
@@ -270,9 +282,10 @@ class SqlStore:
         return Metrics(tasks=records.counts_from(sums), attempts=attempts)
 
     def change_marker(self) -> object:
-        conn = self._conn()
         try:
-            return (self.dialect.change_marker(conn), self._local.commits)
+            with self._borrow() as conn:
+                marker = self.dialect.change_marker(conn)
+            return (marker, getattr(self._local, "commits", 0))
         except self.dialect.unavailable_errors as ex:
             raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
 
@@ -285,6 +298,7 @@ class SqlStore:
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
+        self.dialect.close()
         self._local = threading.local()
 
 

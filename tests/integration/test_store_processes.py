@@ -1,4 +1,4 @@
-"""The SQLite store shared by several OS processes: opening, schema and claims.
+"""The store shared by several OS processes and threads: opening, schema and claims.
 
 Each process opens its own store on one file, as gunicorn workers do. The
 claim must be atomic across processes: every task claimed and completed
@@ -52,8 +52,15 @@ def _spawn() -> multiprocessing.context.SpawnContext:
     return multiprocessing.get_context("spawn")
 
 
-def test_processes_claim_each_task_exactly_once(tmp_path: Path) -> None:
-    db = str(tmp_path / "stq.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file or a fresh PostgreSQL database (tests/pg.py)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "stq.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_processes_claim_each_task_exactly_once(db: str) -> None:
     store = open_store(db)
     # a chain at the front makes processes wait on dependencies, the rest runs wide
     tasks = [
@@ -85,9 +92,9 @@ def test_processes_claim_each_task_exactly_once(tmp_path: Path) -> None:
     store.close()
 
 
-def test_threads_sharing_one_store_claim_each_task_once(tmp_path: Path) -> None:
-    """gunicorn gthread workers share one store object: a connection per thread."""
-    store = open_store(str(tmp_path / "stq.db"))
+def test_threads_sharing_one_store_claim_each_task_once(db: str) -> None:
+    """gunicorn gthread workers share one store object (SQLite: a connection per thread)."""
+    store = open_store(db)
     store.submit_workflow(
         WorkflowSpec("threads", tuple(TaskSpec(f"t{i}", "true") for i in range(200)))
     )
@@ -126,8 +133,10 @@ def test_store_urls(tmp_path: Path) -> None:
         open_store(str(tmp_path / "missing-dir" / "x.db"))
     with pytest.raises(StoreUnavailable):
         open_store("mysql://example/db")
-    with pytest.raises(UsageError):  # installed psycopg: not yet supported, still clear
-        open_store("postgresql://localhost/stq")
+    with pytest.raises(StoreUnavailable, match="Cannot connect to PostgreSQL"):
+        open_store("postgresql://nobody@127.0.0.1:1/stq")  # nothing listens on port 1
+    with pytest.raises(UsageError, match="pool_size"):
+        open_store("postgresql://127.0.0.1/stq?pool_size=zero")
 
 
 def test_postgres_hint_without_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
