@@ -1,7 +1,8 @@
 """HTTP client for the STQ API (SPEC section 5), shared by the CLI and the runner.
 
-One ``requests.Session`` keeps the connection open, so a busy runner pays for
-one TCP handshake, not one per call. Error bodies come back as the matching
+One keep-alive connection (``stq.http_lite``, the standard library's
+``http.client``: a fraction of ``requests``' CPU per call) stays open, so a busy
+runner pays for one TCP handshake, not one per call. Error bodies come back as the matching
 ``StqError`` subclass, connection failures as ``ServerUnreachable``, so callers
 handle one exception tree. Redirects are never followed: the bearer token must
 not travel to a host it was not meant for.
@@ -9,10 +10,11 @@ not travel to a host it was not meant for.
 
 from __future__ import annotations
 
+import http.client
 from typing import Any
+from urllib.parse import quote, urlencode
 
-import requests
-
+from stq import http_lite
 from stq.errors import (
     EXIT_USAGE,
     BadRequest,
@@ -59,29 +61,22 @@ class Client:
 
     def __init__(self, url: str, token: str | None = None):
         self.url = url.rstrip("/")
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxies or .netrc credentials behind our back
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.conn = http_lite.Connection(self.url, headers, CONNECT_TIMEOUT)
 
     def close(self) -> None:
-        self.session.close()
+        self.conn.close()
 
     # --- plumbing -------------------------------------------------------------
 
     def _call(
         self, method: str, path: str, body: Any = None, params: Any = None, wait: float = 0.0
-    ) -> requests.Response:
+    ) -> http_lite.Response:
+        if params:
+            path = f"{path}?{urlencode(params)}"
         try:
-            resp = self.session.request(
-                method,
-                self.url + path,
-                json=body,
-                params=params,
-                allow_redirects=False,
-                timeout=(CONNECT_TIMEOUT, wait + READ_SLACK),
-            )
-        except requests.RequestException as ex:
+            resp = self.conn.request(method, path, body, read_timeout=wait + READ_SLACK)
+        except (OSError, http.client.HTTPException) as ex:
             raise ServerUnreachable(
                 f"cannot reach {self.url}: start `stq server` or set STQ_SERVER"
             ) from ex
@@ -124,9 +119,7 @@ class Client:
         return self._json("GET", f"/api/v1/tasks/{_seg(task_id)}")
 
     def output(self, attempt_id: str) -> str:
-        resp = self._call("GET", f"/api/v1/attempts/{_seg(attempt_id)}/output")
-        resp.encoding = "utf-8"
-        return resp.text
+        return self._call("GET", f"/api/v1/attempts/{_seg(attempt_id)}/output").text
 
     def claim(self, runner: str, labels: list[str], wait: float = 0.0) -> dict | None:
         body = {"runner": runner, "labels": labels, "wait": wait}
@@ -177,10 +170,10 @@ def workflow_document(spec: WorkflowSpec) -> dict[str, Any]:
 
 def _seg(value: str) -> str:
     """An id as one URL path segment: nothing in it may change the path."""
-    return requests.utils.quote(str(value), safe="")
+    return quote(str(value), safe="")
 
 
-def _error(resp: requests.Response, url: str) -> StqError:
+def _error(resp: http_lite.Response, url: str) -> StqError:
     """The StqError for an error answer, with the server's own message when it sent one."""
     try:
         error = resp.json().get("error") or {}

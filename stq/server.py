@@ -39,7 +39,13 @@ def is_loopback(host: str) -> bool:
 
 
 def gunicorn_argv(bind: str, workers: int, threads: int = THREADS) -> list[str]:
-    """The gunicorn command line for ``stq.api:app``."""
+    """The gunicorn command line for ``stq.api:app``.
+
+    No access log unless ``STQ_ACCESS_LOG`` is set: formatting a line per
+    request was ~3% of the server's time per task in the benchmark profile,
+    even when written to /dev/null.
+    """
+    access = ["--access-logfile", "-"] if os.environ.get("STQ_ACCESS_LOG") else []
     return [
         sys.executable,
         "-m",
@@ -57,8 +63,7 @@ def gunicorn_argv(bind: str, workers: int, threads: int = THREADS) -> list[str]:
         "60",
         "--graceful-timeout",
         "5",
-        "--access-logfile",
-        "-" if os.environ.get("STQ_ACCESS_LOG") else "/dev/null",
+        *access,
     ]
 
 

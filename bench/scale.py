@@ -1,0 +1,75 @@
+"""The scale section: a 100,000-task workflow, and claim latency as the queue grows.
+
+- validate: ``stq validate`` of the 1,000-layer file (a whole command, as typed);
+- submit: ``stq submit`` of it to a fresh ``stq server`` (client validation + POST + store);
+- claim latency: median of client-timed ``POST /attempts/claim`` (wait 0) against a
+  server holding 1,000, then one holding 100,000, claimable tasks;
+- peak RSS (VmHWM) of every server process after all of that.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from bench import dags, procs
+
+CLAIMS = 300
+
+
+@dataclass
+class Scale:
+    tasks: int
+    validate: float = 0.0
+    submit: float = 0.0
+    claim_ms: dict[int, float] = field(default_factory=dict)
+    rss_mib: dict[str, float] = field(default_factory=dict)
+
+
+def _timed(argv: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=procs.clean_env(), check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def _claim_median(url: str) -> float:
+    """Median ms of a claim that finds work (attempts are left running)."""
+    session = requests.Session()
+    times = []
+    for _ in range(CLAIMS):
+        started = time.perf_counter()
+        answer = session.post(f"{url}/api/v1/attempts/claim", json={"runner": "b"}, timeout=30)
+        times.append(time.perf_counter() - started)
+        if answer.status_code != 200:
+            raise SystemExit(f"benchmark: claim answered {answer.status_code}")
+    session.close()
+    return statistics.median(times) * 1000
+
+
+def _record_rss(scale: Scale, label: str, pid: int) -> None:
+    for i, proc in enumerate(procs.process_tree(pid)):
+        role = "master" if i == 0 else f"worker {i}"
+        scale.rss_mib[f"{label} {role}"] = procs.peak_rss_mib(proc)
+
+
+def measure(tmp: Path, depth: int = 1000, width: int = 100) -> Scale:
+    """Everything above for a ``depth`` x ``width`` layered workflow."""
+    n = depth * width
+    scale = Scale(tasks=n)
+    big = dags.write_workflow(tmp / "big.yaml", "big", dags.layers(depth, width))
+    scale.validate = _timed([procs.STQ, "validate", str(big)], tmp)
+    with procs.server(tmp / "big.db") as (url, proc):
+        scale.submit = _timed([procs.STQ, "submit", str(big), "--server", url], tmp)
+        _record_rss(scale, "layered", proc.pid)
+    for claimable in (1_000, n):
+        flat = dags.write_workflow(tmp / f"flat{claimable}.yaml", "flat", dags.fan_out(claimable))
+        with procs.server(tmp / f"flat{claimable}.db") as (url, proc):
+            _timed([procs.STQ, "submit", str(flat), "--server", url], tmp)
+            scale.claim_ms[claimable] = _claim_median(url)
+            _record_rss(scale, f"flat {claimable:,}", proc.pid)
+    return scale
