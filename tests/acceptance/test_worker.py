@@ -191,10 +191,11 @@ def test_result_survives_a_server_outage(
     again = restart_on(server, port)
     try:
         Api(server.url).wait_state(wf_id, "completed", timeout=30)
+        # before the server goes: the commit precedes the answer the runner logs on
+        wait_until(lambda: "reached" in runner.log, what="runner logged the recovery")
     finally:
         os.killpg(again.pid, signal.SIGKILL)
         again.wait(10)
-    wait_until(lambda: "reached" in runner.log, what="runner logged the recovery")
 
 
 def restart_on(server: LiveServer, port: int) -> subprocess.Popen[bytes]:
