@@ -114,6 +114,8 @@ class OutputResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, attempt_id: str) -> None:
         resp.content_type = "text/plain; charset=utf-8"
+        # Output is anyone's bytes (HTML too): a browser must never sniff it into a page.
+        resp.set_header("X-Content-Type-Options", "nosniff")
         resp.text = self.ctx.store.read_output(attempt_id)
 
 

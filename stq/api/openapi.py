@@ -36,6 +36,11 @@ def _enum(enum: type, nullable: bool = False) -> dict[str, Any]:
     return {"enum": [*values, None] if nullable else values}
 
 
+def _filter(enum: type) -> dict[str, Any]:
+    """A state filter in a query: one of the values, or empty for no filter (``?state=``)."""
+    return {"enum": [*(e.value for e in enum), ""]}
+
+
 def _records() -> dict[str, Any]:
     """Schemas of what the API answers with (render.py's shapes)."""
     attempt = _obj(
@@ -166,7 +171,7 @@ def _workflow_paths() -> dict[str, Any]:
     query = [
         _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"),
         _param("before", "query", _STR, "Id of the last workflow of the previous page"),
-        _param("state", "query", _enum(WorkflowState), "Only workflows in this state"),
+        _param("state", "query", _filter(WorkflowState), "Only workflows in this state"),
     ]
     deleted = _obj({"id": _STR, "deleted": {"type": "boolean"}})
     return {
@@ -174,7 +179,7 @@ def _workflow_paths() -> dict[str, Any]:
             "post": _op("Submit a workflow document", {"201": _resp("Stored", _ref("Submitted"))},
                         "400 401 413 422", requestBody=_body(_ref("WorkflowDocument"))),
             "get": _op("List workflows, newest first", {"200": _resp("A page", listing)},
-                       "400 401", parameters=query),
+                       "400 401 404", parameters=query),  # 404: an unknown `before`
         },
         "/api/v1/workflows/{workflow_id}": {
             "get": _op("One workflow with every task", one, "401 404", parameters=wid),
@@ -193,13 +198,13 @@ def _workflow_paths() -> dict[str, Any]:
 def _task_paths() -> dict[str, Any]:
     listing = _obj({"tasks": {"type": "array", "items": _ref("Task")}})
     query = [
-        _param("state", "query", _enum(TaskState), "Only tasks in this state"),
+        _param("state", "query", _filter(TaskState), "Only tasks in this state"),
         _param("workflow", "query", _STR, "Only tasks of this workflow id"),
     ]
     one = {"200": _resp("The task with its attempts", _ref("Task"))}
     return {
         "/api/v1/tasks": {"get": _op("List tasks", {"200": _resp("Tasks", listing)},
-                                     "400 401", parameters=query)},
+                                     "400 401 404", parameters=query)},  # unknown workflow
         "/api/v1/tasks/{task_id}": {"get": _op("One task", one, "401 404",
                                                parameters=[_id("task_id")])},
     }  # fmt: skip

@@ -78,9 +78,10 @@ def _plainly_valid(task: Any, limits: dict[str, Any]) -> bool:
         return False
     deps = task.get("depends_on", ())
     name = limits["name"].match
-    if type(deps) not in (list, tuple) or len(set(deps)) != len(deps):
+    if type(deps) not in (list, tuple):
         return False
-    if not all(type(dep) is str and name(dep) for dep in deps):
+    # element types first: set() of a list holding a mapping would raise, not answer
+    if not all(type(dep) is str and name(dep) for dep in deps) or len(set(deps)) != len(deps):
         return False
     return _in_range(task.get("max_attempts", 1), limits["attempts"]) and _in_range(
         task.get("priority", 0), limits["priority"]

@@ -61,7 +61,9 @@ class Runner:
         self._idle_since = time.monotonic()
         self.supervisor = Supervisor(self._heartbeat)
         self.out = tempfile.TemporaryFile(prefix="stq-output-")
-        self.base_env = dict(os.environ)
+        # The runner's token is its own credential: a command that prints its environment
+        # must not put it into captured output (a task that needs one sets it in its env).
+        self.base_env = {k: v for k, v in os.environ.items() if k != "STQ_TOKEN"}
         self._beat_clients: dict[int, Client] = {}
 
     # --- signals --------------------------------------------------------------

@@ -1,0 +1,40 @@
+"""``stq server`` refuses a non-loopback bind with no token unless ``--insecure``."""
+
+from __future__ import annotations
+
+import pytest
+
+from stq import server
+from stq.errors import UsageError
+from tests.acceptance.support import assert_one_line_error, stq
+
+
+@pytest.fixture
+def execs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Catch the exec of gunicorn: the checks run, nothing binds."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(server.os, "execve", lambda path, argv, env: calls.append(list(argv)))
+    return calls
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "[::]", "example.com"])
+def test_public_bind_without_token_is_refused(host: str, execs: list[list[str]]) -> None:
+    with pytest.raises(UsageError, match="STQ_TOKEN"):
+        server.serve(f"{host}:8000", None, 1, insecure=False, token=None, environ={})
+    assert execs == []
+
+
+@pytest.mark.parametrize(
+    ("host", "insecure", "token"),
+    [("127.0.0.1", False, None), ("localhost", False, None), ("[::1]", False, None),
+     ("0.0.0.0", True, None), ("0.0.0.0", False, "t0k")],
+)  # fmt: skip
+def test_allowed_binds(host: str, insecure: bool, token: str | None, execs) -> None:
+    server.serve(f"{host}:8000", None, 1, insecure=insecure, token=token, environ={})
+    assert len(execs) == 1 and f"{host}:8000" in execs[0]
+
+
+def test_cli_refuses_with_one_line() -> None:
+    result = stq("server", "--bind", "0.0.0.0:1")
+    assert_one_line_error(result, 2)
+    assert "--insecure" in result.stderr
