@@ -97,7 +97,7 @@ class WorkflowState(StrEnum):
 # --- a workflow as submitted -------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """One task as the workflow file defines it, defaults already applied."""
 
@@ -115,7 +115,7 @@ class TaskSpec:
     retry_delay: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkflowSpec:
     """A validated workflow: a name and its tasks in file order."""
 
@@ -127,7 +127,7 @@ class WorkflowSpec:
 # --- records as stored ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One run of a task by one runner."""
 
@@ -143,7 +143,7 @@ class Attempt:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """A stored task; ``attempts`` is filled only when one task is read."""
 
@@ -168,7 +168,7 @@ class Task:
     attempts: tuple[Attempt, ...] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Workflow:
     """A stored workflow; ``tasks`` is filled only when one workflow is read."""
 
@@ -183,7 +183,7 @@ class Workflow:
     tasks: tuple[Task, ...] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """What a runner needs to run one attempt (SPEC section 5, claim answer)."""
 
@@ -198,7 +198,7 @@ class Claim:
     duration: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Report:
     """A runner's result for one attempt."""
 
@@ -208,7 +208,7 @@ class Report:
     message: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResultAck:
     """The answer to a result: what the attempt and its task became."""
 
@@ -216,7 +216,7 @@ class ResultAck:
     task_state: TaskState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Metrics:
     """Counts for ``/metrics``: tasks by state and attempts by status."""
 
