@@ -9,10 +9,13 @@ statement (and caches the result).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+from stq.errors import StqError
 
 
 class Dialect:
@@ -69,3 +72,37 @@ def schema_statements(resource: str) -> list[str]:
     text = resources.files("stq.store").joinpath("schema", resource).read_text("utf-8")
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return [part.strip() for part in body.split(";\n") if part.strip().rstrip(";")]
+
+
+def create_schema(
+    conn: Any,
+    *,
+    resource: str,
+    version: int,
+    begin: Sequence[str],
+    read_version: Callable[[Any], int],
+    stamp: str,
+) -> None:
+    """Create the packaged schema once, inside one transaction that serializes starters.
+
+    ``begin`` opens a transaction that holds out every other process starting
+    at the same moment (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``BEGIN`` and an
+    advisory lock), so the first one creates the tables and the others then
+    find them. A store written by a newer STQ is refused rather than misread.
+    """
+    for statement in begin:
+        conn.execute(statement)
+    try:
+        found = read_version(conn)
+        if found == 0:
+            for statement in schema_statements(resource):
+                conn.execute(statement)
+            conn.execute(stamp)
+        elif found > version:
+            raise StqError(
+                f"The store was written by a newer STQ (schema {found} > {version}): upgrade stq"
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

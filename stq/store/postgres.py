@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 
-from stq.errors import StoreUnavailable, StqError, UsageError
-from stq.store.dialect import Dialect, schema_statements
+from stq.errors import StoreUnavailable, UsageError
+from stq.store.dialect import Dialect, create_schema
 
 #: stq_schema.version of the schema this code writes; migrations key on it.
 SCHEMA_VERSION = 1
@@ -157,23 +157,14 @@ def _first_line(ex: BaseException) -> str:
 
 def _ensure_schema(conn: psycopg.Connection) -> None:
     """Under an advisory lock: the first server creates the tables, the others wait and see."""
-    conn.execute("BEGIN")
-    try:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        version = _schema_version(conn)
-        if version == 0:
-            for statement in schema_statements("postgres.sql"):
-                conn.execute(statement)
-            conn.execute("INSERT INTO stq_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-        elif version > SCHEMA_VERSION:
-            raise StqError(
-                f"The store was written by a newer STQ (schema {version} > {SCHEMA_VERSION}): "
-                "upgrade stq"
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    create_schema(
+        conn,
+        resource="postgres.sql",
+        version=SCHEMA_VERSION,
+        begin=["BEGIN", f"SELECT pg_advisory_xact_lock({int(SCHEMA_LOCK)})"],
+        read_version=_schema_version,
+        stamp=f"INSERT INTO stq_schema (version) VALUES ({int(SCHEMA_VERSION)})",
+    )
 
 
 def _schema_version(conn: psycopg.Connection) -> int:

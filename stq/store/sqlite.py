@@ -20,8 +20,8 @@ import sqlite3
 import time
 from typing import Any
 
-from stq.errors import StoreUnavailable, StqError
-from stq.store.dialect import Dialect, schema_statements
+from stq.errors import StoreUnavailable
+from stq.store.dialect import Dialect, create_schema
 
 #: PRAGMA user_version of the schema this code writes; migrations key on it.
 SCHEMA_VERSION = 1
@@ -96,19 +96,11 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the schema once; safe when several processes start on a new file at once."""
     if _user_version(conn) == SCHEMA_VERSION:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = _user_version(conn)
-        if version == 0:
-            for statement in schema_statements("sqlite.sql"):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif version > SCHEMA_VERSION:
-            raise StqError(
-                f"The store was written by a newer STQ (schema {version} > {SCHEMA_VERSION}): "
-                "upgrade stq"
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    create_schema(
+        conn,
+        resource="sqlite.sql",
+        version=SCHEMA_VERSION,
+        begin=["BEGIN IMMEDIATE"],
+        read_version=_user_version,
+        stamp=f"PRAGMA user_version = {SCHEMA_VERSION}",
+    )
