@@ -20,6 +20,7 @@ from stq.model import (
     Command,
     Task,
     TaskReason,
+    TaskSpec,
     TaskState,
     Workflow,
     WorkflowState,
@@ -112,6 +113,31 @@ def task_from_row(row: Sequence[Any], attempts: tuple[Attempt, ...] | None = Non
         finished=row[14],
         runner=row[15],
         attempts=attempts,
+    )
+
+
+def submitted_task(
+    task_id: int, workflow_id: int, spec: TaskSpec, depends_on: tuple[str, ...], now: float
+) -> Task:
+    """A task just stored by a submit, built from its spec rather than read back.
+
+    A submit answers with every task; reusing the spec's own values (not freshly
+    decoded copies of the stored JSON) keeps a 100,000-task answer small.
+    """
+    return Task(
+        id=make_id("t", task_id),
+        workflow_id=make_id("w", workflow_id),
+        name=spec.name,
+        state=TaskState.TODO,
+        reason=None,
+        depends_on=depends_on,
+        attempts_used=0,
+        command=spec.command,
+        duration=spec.duration,
+        max_attempts=spec.max_attempts,
+        labels=spec.labels,
+        priority=spec.priority,
+        created=now,
     )
 
 

@@ -156,7 +156,11 @@ class SqlStore:
             edges = ((ids[d], ids[t.name]) for i, t in enumerate(spec.tasks) for d in depends[i])
             tx.many(INSERT_DEPENDENCY, edges)
             transitions.settle(tx, wid)
-            return _load_workflow(tx, wid, with_tasks=True)
+            tasks = tuple(
+                records.submitted_task(ids[t.name], wid, t, depends[i], tx.now)
+                for i, t in enumerate(spec.tasks)
+            )
+            return records.workflow_from_row(tx.one(SELECT_WORKFLOW, (wid,)), tasks)
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
         with self._read() as tx:  # no write lock while nothing is claimable

@@ -118,6 +118,8 @@ def test_submit_stores_every_field(store: SqlStore, clock: FakeClock) -> None:
     assert a.labels == ("gpu",) and a.priority == 4 and a.created == T0
     assert b.depends_on == ("a",) and b.workflow_id == got.id and b.attempts_used == 0
     assert store.get_task(a.id).attempts == ()
+    # the submit's answer is built from the spec, not read back: it must equal a read
+    assert got == store.get_workflow(got.id)
 
 
 def test_unknown_and_malformed_ids_are_not_found(store: SqlStore) -> None:
