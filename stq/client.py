@@ -25,6 +25,7 @@ from stq.errors import (
     StoreUnavailable,
     StqError,
     Unauthorized,
+    UsageError,
     WorkflowInvalid,
 )
 from stq.errors import Problem as _Problem
@@ -62,7 +63,10 @@ class Client:
     def __init__(self, url: str, token: str | None = None):
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.conn = http_lite.Connection(self.url, headers, CONNECT_TIMEOUT)
+        try:
+            self.conn = http_lite.Connection(self.url, headers, CONNECT_TIMEOUT)
+        except http.client.InvalidURL as ex:  # a typo, not an outage: no retrying
+            raise UsageError(f"{ex}: expected http://HOST:PORT") from None
 
     def close(self) -> None:
         self.conn.close()

@@ -47,11 +47,16 @@ class Connection:
 
     def __init__(self, url: str, headers: dict[str, str], connect_timeout: float):
         parts = urlsplit(url)
+        try:
+            port = parts.port  # raises on a port that is not a number
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            raise http.client.InvalidURL(f"not an http(s) URL: {url!r}")
         self.url = url
-        self.valid = parts.scheme in ("http", "https") and bool(parts.hostname)
         self.https = parts.scheme == "https"
         self.host = parts.hostname
-        self.port = parts.port
+        self.port = port
         self.prefix = parts.path.rstrip("/")
         self.headers = {"Accept": "application/json", **headers}
         self.connect_timeout = connect_timeout
@@ -88,8 +93,6 @@ class Connection:
 
     def _usable(self) -> http.client.HTTPConnection:
         """The open connection, unless the server closed it while idle; else a fresh one."""
-        if not self.valid:
-            raise http.client.InvalidURL(f"not an http(s) URL: {self.url!r}")
         conn = self._conn
         if conn is not None and conn.sock is not None and _dropped(conn.sock):
             self.close()

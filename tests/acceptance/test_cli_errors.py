@@ -24,6 +24,9 @@ DOWN = f"http://127.0.0.1:{free_port()}"
         ["server", "--bind", "nonsense"],
         ["server", "--bind", "0.0.0.0:8000"],  # public with no STQ_TOKEN
         ["status", "--limit", "0"],
+        # a malformed server URL is a typo to fix, not an outage to wait out
+        ["worker", "notaurl", "--exit-when-idle", "1"],
+        ["status", "--server", "http://127.0.0.1:port"],
     ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
