@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -71,23 +72,26 @@ def pg_template() -> Iterator[str]:
         admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture
-def pg_url(pg_template: str) -> Iterator[str]:
-    """The URL of a fresh database with STQ's schema, dropped after the test."""
-    name = f"stq_t_{os.getpid()}_{next(_names)}"
-    admin(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+@contextmanager
+def _scratch_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of ``template`` if given), dropped afterwards; its URL."""
+    name = f"{prefix}_{os.getpid()}_{next(_names)}"
+    admin(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     try:
         yield database_url(name)
     finally:
         admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """The URL of a fresh database with STQ's schema, dropped after the test."""
+    with _scratch_database("stq_t", pg_template) as url:
+        yield url
 
 
 @pytest.fixture
 def pg_empty_url(pg_template: str) -> Iterator[str]:
     """The URL of a fresh database without any schema, dropped after the test."""
-    name = f"stq_e_{os.getpid()}_{next(_names)}"
-    admin(f"CREATE DATABASE {name}")
-    try:
-        yield database_url(name)
-    finally:
-        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with _scratch_database("stq_e") as url:
+        yield url
