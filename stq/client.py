@@ -1,11 +1,11 @@
 """HTTP client for the STQ API (SPEC section 5), shared by the CLI and the runner.
 
-One keep-alive connection (``stq.http_lite``, the standard library's
-``http.client``: a fraction of ``requests``' CPU per call) stays open, so a busy
-runner pays for one TCP handshake, not one per call. Error bodies come back as the matching
-``StqError`` subclass, connection failures as ``ServerUnreachable``, so callers
-handle one exception tree. Redirects are never followed: the bearer token must
-not travel to a host it was not meant for.
+One keep-alive connection (``stq.http_lite``: the standard library's sockets
+and ``http.client``'s errors, a fraction of ``requests``' CPU per call) stays
+open, so a busy runner pays for one TCP handshake, not one per call. Error
+bodies come back as the matching ``StqError`` subclass, connection failures as
+``ServerUnreachable``, so callers handle one exception tree. Redirects are
+never followed: the bearer token must not travel to a host it was not meant for.
 """
 
 from __future__ import annotations
