@@ -1,30 +1,35 @@
-"""Fan-out throughput: SQLite vs PostgreSQL, one server vs two (issue 8).
+"""Fan-out throughput on SQLite vs PostgreSQL, one server vs two (issue 8).
 
-Submits N trivial tasks, then R runner threads claim and complete them over
-HTTP (``POST .../claim`` then ``POST .../result``: two requests per task, no
-command is run) against:
+The W1 fan-out of issue 6 (2,000 tasks of ``true``, 4 ``stq worker``
+processes, each server ``stq server`` with default settings) on:
 
-- ``sqlite``: one gunicorn server on a SQLite file;
-- ``postgres``: one gunicorn server on PostgreSQL;
-- ``postgres x2``: two gunicorn servers on one PostgreSQL database, runners split.
+- ``SQLite, 1 server``: the default store;
+- ``PostgreSQL, 1 server``: the same server on a fresh PostgreSQL database;
+- ``PostgreSQL, 2 servers``: two servers on one database, each runner given
+  both URLs (``stq worker URL1 URL2``), half of them listing the other first.
 
-Each server has ``--workers`` gunicorn workers. PostgreSQL gets a fresh
-database per run (dropped afterwards) from ``STQ_TEST_PG`` (default
-``postgresql://postgres@127.0.0.1:5432/test``).
+Systems alternate within each repetition; medians are reported. Wall time is
+the workflow's ``created`` to ``finished`` as the store recorded them (read
+through the API), with servers and runners started and idle before the submit.
+PostgreSQL runs with its defaults (``synchronous_commit=on``: every commit is
+flushed to disk, a stronger promise than SQLite's ``synchronous=NORMAL``).
+Each PostgreSQL run gets a fresh database from ``STQ_TEST_PG`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), dropped afterwards.
 
-    .venv/bin/python bench/bench_postgres.py [--tasks 2000] [--runners 4] [--workers 2]
+    .venv/bin/python bench/bench_postgres.py [--tasks 2000] [--runners 4] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -32,8 +37,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import LiveServer  # noqa: E402
+from bench import procs  # noqa: E402
 from tests.pg import admin, database_url  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "postgres.md"
+SYSTEMS = ("SQLite, 1 server", "PostgreSQL, 1 server", "PostgreSQL, 2 servers")
 
 
 @contextmanager
@@ -47,73 +55,90 @@ def fresh_database() -> Iterator[str]:
         admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def drain(url: str, name: str) -> tuple[int, int]:
-    """Claim and complete until nothing is left: (tasks done, 5xx answers seen)."""
-    session = requests.Session()
-    done = errors = 0
-    while True:
-        claim = session.post(f"{url}/api/v1/attempts/claim", json={"runner": name}, timeout=30)
-        if claim.status_code == 204:
-            return done, errors
-        if claim.status_code >= 500:
-            errors += 1
-            continue
-        aid = claim.json()["attempt_id"]
-        answer = session.post(f"{url}/api/v1/attempts/{aid}/result", json={"status": "completed"})
-        errors += answer.status_code >= 500
-        done += 1
-
-
-def run(label: str, db: str, servers: int, args: argparse.Namespace, tmp: Path) -> None:
-    with ExitStack() as stack:
-        started = []
-        for n in range(servers):
-            server = LiveServer(db=tmp / f"{label}-{n}.db", workers=args.workers)
-            if db.startswith("postgresql://"):
-                server.db_url = db
-            else:
-                server.db = Path(db)
-            started.append(server.start())
-            stack.callback(server.stop)
-        doc = {
-            "name": "fan-out",
-            "tasks": {f"t{i}": {"command": "true"} for i in range(args.tasks)},
-        }
-        answer = requests.post(f"{started[0].url}/api/v1/workflows", json=doc, timeout=120)
-        assert answer.status_code == 201, answer.text
-        urls = [started[i % servers].url for i in range(args.runners)]
-        begin = time.perf_counter()
-        with ThreadPoolExecutor(args.runners) as pool:
-            parts = list(pool.map(drain, urls, [f"r{i}" for i in range(args.runners)]))
-        wall = time.perf_counter() - begin
-    done, errors = sum(p[0] for p in parts), sum(p[1] for p in parts)
-    assert done == args.tasks, (done, args.tasks)
-    print(
-        f"{label:12s} servers={servers} runners={args.runners} tasks={done} "
-        f"{wall:6.2f} s  {done / wall:7.0f} tasks/s  5xx={errors}",
-        flush=True,
+@contextmanager
+def server(db: str, cwd: Path) -> Iterator[str]:
+    """``stq server --db DB`` on a free port, default settings; its URL."""
+    port = procs.free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = procs.spawn(
+        [procs.STQ, "server", "--bind", f"127.0.0.1:{port}", "--db", db], procs.clean_env(), cwd
     )
+    try:
+        procs.wait_for(lambda: procs.healthy(url), 30, "the server to start", 0.02)
+        yield url
+    finally:
+        procs.kill(proc)
+
+
+def fan_out(urls: list[str], tasks: int, runners: int, cwd: Path) -> float:
+    """Seconds from the submit's commit to the terminal commit of ``tasks`` x ``true``."""
+    with ExitStack() as stack:
+        for n in range(runners):
+            order = urls[n % len(urls) :] + urls[: n % len(urls)]
+            proc = procs.spawn([procs.STQ, "worker", *order, "--name", f"r{n}"],
+                               procs.clean_env(), cwd)  # fmt: skip
+            stack.callback(procs.kill, proc)
+        time.sleep(1.5)  # runners imported and idle in their long polls
+        doc = {"name": "fan-out", "tasks": {f"t{i}": {"command": "true"} for i in range(tasks)}}
+        answer = requests.post(f"{urls[0]}/api/v1/workflows", json=doc, timeout=120)
+        answer.raise_for_status()
+        wid = answer.json()["id"]
+        found: list[dict] = []
+
+        def finished() -> bool:
+            listed = requests.get(f"{urls[0]}/api/v1/workflows", timeout=10).json()
+            row = next(w for w in listed["workflows"] if w["id"] == wid)
+            found[:] = [row]
+            return row["finished"] is not None
+
+        procs.wait_for(finished, 300, "the workflow to finish", 0.05)
+    if found[0]["state"] != "completed":
+        raise SystemExit(f"benchmark: workflow ended {found[0]['state']}")
+    finished_at, created_at = (
+        datetime.fromisoformat(found[0][k]) for k in ("finished", "created")
+    )
+    return (finished_at - created_at).total_seconds()
+
+
+def one_run(system: str, args: argparse.Namespace, tmp: Path) -> float:
+    with ExitStack() as stack:
+        if system.startswith("SQLite"):
+            dbs = [str(tmp / f"bench-{time.monotonic_ns()}.db")]
+        else:
+            dbs = [stack.enter_context(fresh_database())] * (2 if "2 servers" in system else 1)
+        urls = [stack.enter_context(server(db, tmp)) for db in dbs]
+        return fan_out(urls, args.tasks, args.runners, tmp)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--runners", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
-    parser.add_argument(
-        "--async-commit",
-        action="store_true",
-        help="PostgreSQL with synchronous_commit=off (like SQLite's synchronous=NORMAL)",
-    )
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    suffix = "?options=-c%20synchronous_commit%3Doff" if args.async_commit else ""
+    walls: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        run("sqlite", str(tmp / "bench.db"), 1, args, tmp)
-        with fresh_database() as url:
-            run("postgres", url + suffix, 1, args, tmp)
-        with fresh_database() as url:
-            run("postgres x2", url + suffix, 2, args, tmp)
+        for rep in range(args.repeat):
+            for system in SYSTEMS:
+                walls[system].append(one_run(system, args, Path(tmp_dir)))
+                print(f"  rep {rep + 1}/{args.repeat} {system}: {walls[system][-1]:.2f} s",
+                      flush=True)  # fmt: skip
+    base = args.tasks / statistics.median(walls[SYSTEMS[0]])
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} "
+        f"cores: {args.tasks} x `true`, {args.runners} `stq worker` processes, medians of "
+        f"{args.repeat}.",
+        "",
+        "| store | wall (s) | tasks/s | vs SQLite |",
+        "|---|---|---|---|",
+    ]
+    for system in SYSTEMS:
+        wall = statistics.median(walls[system])
+        rate = args.tasks / wall
+        lines.append(f"| {system} | {wall:.2f} | {rate:,.0f} | {rate / base:.2f}x |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.write_text(text)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,12 @@ class Store(Protocol):
         """
         ...
 
+    def report_and_claim(
+        self, attempt_id: str, report: Report, runner: str, labels: Collection[str]
+    ) -> tuple[ResultAck, Claim | None]:
+        """``report_result`` then ``claim_attempt``, in one transaction (one commit per task)."""
+        ...
+
     def cancel_workflow(self, workflow_id: str) -> Workflow:
         """Fail every non-terminal task with reason ``cancelled``."""
         ...

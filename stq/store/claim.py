@@ -21,10 +21,13 @@ from stq.store.transitions import Tx, shift
 
 _ORDER = " ORDER BY priority DESC, workflow_id, position"
 _CLAIMABLE = "state = 'todo' AND pending_deps = 0 AND ready_at <= ?"
+#: A candidate's claim order, then what starting an attempt of it needs (one round trip).
+_CANDIDATE = (
+    "priority, workflow_id, position, id, name, command, env, cwd, duration, attempts_used"
+)
 #: The best unlabelled claimable task (first entry of task_claimable_plain).
 FIRST_PLAIN = (
-    "SELECT priority, workflow_id, position, id FROM task{hint} "
-    f"WHERE {_CLAIMABLE} AND labels IS NULL{_ORDER} LIMIT 1"
+    f"SELECT {_CANDIDATE} FROM task{{hint}} WHERE {_CLAIMABLE} AND labels IS NULL{_ORDER} LIMIT 1"
 )
 _WAITING = "state = 'todo' AND pending_deps = 0 AND labels IS NOT NULL"
 #: The distinct label sets of claimable tasks: a loose scan, one index probe per set.
@@ -39,13 +42,8 @@ SELECT labels FROM label_sets WHERE labels IS NOT NULL
 """
 #: The best claimable task with exactly this label set.
 FIRST_LABELLED = (
-    "SELECT priority, workflow_id, position, id FROM task{hint} "
+    f"SELECT {_CANDIDATE} FROM task{{hint}} "
     f"WHERE {_CLAIMABLE} AND labels IS NOT NULL AND labels = ?{_ORDER} LIMIT 1"
-)
-#: What starting an attempt needs of the task, re-checked under the write lock.
-TASK_TO_START = (
-    "SELECT workflow_id, name, command, env, cwd, duration, attempts_used FROM task "
-    f"WHERE id = ? AND {_CLAIMABLE}"
 )
 START_ATTEMPT = (
     "INSERT INTO attempt (task_id, number, status, runner, started, heartbeat, deadline) "
@@ -56,20 +54,27 @@ MARK_IN_PROCESS = (
 )
 
 
-def find_candidate(tx: Tx, labels: Collection[str], lock: bool = True) -> int | None:
-    """The id of the first claimable task the runner may take, or None.
+def take(tx: Tx, runner: str, labels: Collection[str]) -> Claim | None:
+    """Claim the first claimable task the runner may take (inside a write transaction)."""
+    candidate = find_candidate(tx, labels)
+    return None if candidate is None else start_attempt(tx, candidate, runner)
+
+
+def find_candidate(tx: Tx, labels: Collection[str], lock: bool = True) -> tuple | None:
+    """The first claimable task the runner may take (a ``_CANDIDATE`` row), or None.
 
     ``lock`` adds the dialect's row lock (PostgreSQL: ``FOR UPDATE SKIP
-    LOCKED``); the read-only look before the write transaction goes without.
+    LOCKED``: a task another server is claiming right now is passed over, not
+    waited for); the read-only look before a SQLite write transaction goes without.
     """
-    suffix = tx.dialect.lock_candidate if lock else ""
+    suffix = tx.dialect.skip_locked if lock else ""
     hint = tx.dialect.use_index("task_claimable_plain")
     best = tx.one(FIRST_PLAIN.format(hint=hint) + suffix, (tx.now,))
     if labels:
         labelled = _first_labelled(tx, labels, suffix)
         if labelled is not None and (best is None or _key(labelled) < _key(best)):
             best = labelled
-    return None if best is None else int(best[3])
+    return None if best is None else tuple(best)
 
 
 def _key(row: tuple) -> tuple:
@@ -89,12 +94,13 @@ def _first_labelled(tx: Tx, labels: Collection[str], suffix: str) -> tuple | Non
     return best
 
 
-def start_attempt(tx: Tx, task_id: int, runner: str) -> Claim | None:
-    """Create the attempt and move the task to in_process; None if it was taken meanwhile."""
-    row = tx.one(TASK_TO_START, (task_id, tx.now))
-    if row is None:
-        return None
-    workflow_id, name, command, env, cwd, duration, used = row
+def start_attempt(tx: Tx, candidate: tuple, runner: str) -> Claim:
+    """Create the attempt of a candidate found (and locked) in this transaction.
+
+    Nobody else can take it meanwhile: SQLite writes run one at a time, and
+    on PostgreSQL the candidate row is locked ``FOR UPDATE``.
+    """
+    _, workflow_id, _, task_id, name, command, env, cwd, duration, used = candidate
     number = used + 1
     deadline = None if duration is None else tx.now + duration
     attempt_id = tx.one(START_ATTEMPT, (task_id, number, runner, tx.now, tx.now, deadline))[0]

@@ -17,6 +17,12 @@ from typing import Any
 
 from stq.errors import StqError
 
+#: The schema version this code writes (SQLite: PRAGMA user_version; PostgreSQL:
+#: stq_schema.version). Version 1 is each dialect's own file; every later
+#: version is a file of statements both dialects run, applied in order.
+SCHEMA_VERSION = 2
+MIGRATIONS = {2: "2-workflow-count.sql"}
+
 
 class Dialect:
     """The SQLite-or-PostgreSQL differences; subclasses fill them in."""
@@ -25,10 +31,31 @@ class Dialect:
     name = "sql"
     #: Starts a transaction that will write (SQLite takes the write lock at once).
     begin_write = "BEGIN"
+    #: Starts a write that no other write may run beside (cancel, retry, delete: rare,
+    #: and touching many rows at once); on SQLite every write is one already.
+    begin_exclusive = "BEGIN"
     #: Starts a read-only transaction, for a consistent snapshot across statements.
     begin_read = "BEGIN"
-    #: Appended to the claim's candidate query (PostgreSQL: FOR UPDATE SKIP LOCKED).
-    lock_candidate = ""
+    #: Appended to queries for rows the transaction will change (PostgreSQL: FOR UPDATE).
+    for_update = ""
+    #: Appended to queries for rows to take unless another transaction holds them
+    #: (PostgreSQL: FOR UPDATE SKIP LOCKED, for claims and expiry).
+    skip_locked = ""
+    #: Run before COMMIT by a write that may have made a task claimable, to wake
+    #: long polls in other processes (PostgreSQL: NOTIFY); None: the marker sees commits.
+    wake_statement: str | None = None
+    #: ``Dialect.commit`` sends the transaction's last statements in one go.
+    batches_commit = False
+    #: Writes run one at a time (SQLite), so counts read inside one are exact.
+    serial_writes = False
+    #: Which row of a workflow's counters a write transaction adds its moves to.
+    count_shard = "0"
+    #: Look for a claimable task in a read transaction before taking the write lock
+    #: (SQLite: writes queue one at a time, so an idle poll must not take a turn).
+    peek_before_claim = False
+    #: Driver exceptions after which the whole transaction is run again (a deadlock
+    #: the database broke by aborting this side).
+    retry_errors: tuple[type[BaseException], ...] = ()
     #: The DB-API placeholder style this driver wants ("?" or "%s").
     placeholder = "?"
     #: Driver exceptions that mean "the store does not answer" (locked, gone, I/O).
@@ -53,9 +80,20 @@ class Dialect:
         """``text`` as this database can store it (PostgreSQL text cannot hold NUL)."""
         return text
 
-    def change_marker(self, conn: Any) -> object:
-        """A value that changes after another connection commits."""
+    def change_marker(self, borrow: Callable[[], AbstractContextManager[Any]]) -> object:
+        """A value that changes after another connection commits (``borrow``: a connection)."""
         raise NotImplementedError
+
+    def commit(self, conn: Any, tail: Sequence[str], after: Sequence[str]) -> list[Any]:
+        """Run ``tail``, COMMIT, then the reads ``after``; the first row of each read.
+
+        The statements carry literal values only (no parameters), so a dialect
+        may send them all at once (PostgreSQL: one round trip).
+        """
+        for statement in tail:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+        return [conn.execute(statement).fetchone() for statement in after]
 
     def sql(self, text: str) -> str:
         """``text`` with ``?`` placeholders rewritten to this driver's style."""
@@ -78,30 +116,35 @@ def create_schema(
     conn: Any,
     *,
     resource: str,
-    version: int,
     begin: Sequence[str],
     read_version: Callable[[Any], int],
-    stamp: str,
+    stamp: Callable[[int], str],
+    version: int = SCHEMA_VERSION,
 ) -> None:
-    """Create the packaged schema once, inside one transaction that serializes starters.
+    """Create or migrate the schema to ``version``, in one transaction that serializes starters.
 
     ``begin`` opens a transaction that holds out every other process starting
     at the same moment (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``BEGIN`` and an
-    advisory lock), so the first one creates the tables and the others then
-    find them. A store written by a newer STQ is refused rather than misread.
+    advisory lock), so the first one creates (or migrates) the tables and the
+    others then find them done. A new store gets version 1 (``resource``) and
+    then every migration, so new and migrated stores are the same. A store
+    written by a newer STQ is refused rather than misread.
     """
     for statement in begin:
         conn.execute(statement)
     try:
         found = read_version(conn)
-        if found == 0:
-            for statement in schema_statements(resource):
-                conn.execute(statement)
-            conn.execute(stamp)
-        elif found > version:
+        if found > version:
             raise StqError(
                 f"The store was written by a newer STQ (schema {found} > {version}): upgrade stq"
             )
+        files = [resource] if found == 0 else []
+        files += [MIGRATIONS[step] for step in range(max(found, 1) + 1, version + 1)]
+        for name in files:
+            for statement in schema_statements(name):
+                conn.execute(statement)
+        if found != version:
+            conn.execute(stamp(version))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

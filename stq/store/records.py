@@ -34,10 +34,15 @@ TASK_COLUMNS = (
     "id, workflow_id, name, state, reason, depends_on, attempts_used, command, duration, "
     "max_attempts, labels, priority, created, started, finished, runner"
 )
-#: Columns read for a Workflow record, in the order ``workflow_from_row`` expects.
-WORKFLOW_COLUMNS = (
-    "id, name, description, state, created, finished, n_todo, n_in_process, n_completed, n_failed"
+#: A workflow's count of tasks in each state: its counts at submit plus its counter
+#: shards (schema version 2), in ``TaskState`` order; selected ``FROM workflow``.
+COUNT_COLUMNS = ", ".join(
+    f"n_{s} + coalesce((SELECT sum(c.n_{s}) FROM workflow_count c "
+    "WHERE c.workflow_id = workflow.id), 0)"
+    for s in TaskState
 )
+#: Columns read for a Workflow record, in the order ``workflow_from_row`` expects.
+WORKFLOW_COLUMNS = f"id, name, description, state, created, finished, {COUNT_COLUMNS}"
 #: Columns read for an Attempt record, in the order ``attempt_from_row`` expects.
 ATTEMPT_COLUMNS = "id, task_id, number, status, runner, started, finished, exit_code, reason"
 

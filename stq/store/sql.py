@@ -1,8 +1,10 @@
 """``SqlStore``: the one implementation of the ``Store`` protocol, over a ``Dialect``.
 
 Every public method is one transaction. Writes start with the dialect's
-``begin_write`` (SQLite: ``BEGIN IMMEDIATE``); reads run in one read
-transaction so a workflow and its tasks come from the same snapshot.
+``begin_write`` (SQLite: ``BEGIN IMMEDIATE``, one writer at a time;
+PostgreSQL: row locks, so writes run side by side and the rare bulk ones take
+``begin_exclusive``); reads run in one read transaction so a workflow and its
+tasks come from the same snapshot.
 Time-based rules are applied lazily with the injected clock: every call first
 asks two small indexes whether any running attempt is past its deadline or
 heartbeat timeout, and opens a write transaction only when one is.
@@ -19,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from stq.errors import Conflict, StoreUnavailable
 from stq.model import (
@@ -34,12 +36,19 @@ from stq.model import (
     WorkflowSpec,
     WorkflowState,
 )
-from stq.store import claim, records, reports, transitions
+from stq.store import claim, records, reports, rules, transitions
 from stq.store.dialect import Dialect
 from stq.store.records import ATTEMPT_COLUMNS, TASK_COLUMNS, WORKFLOW_COLUMNS, parse_id
 from stq.store.transitions import Tx
 
 Clock = Callable[[], float]
+T = TypeVar("T")
+
+#: Runs of one write transaction before a repeated deadlock abort is an outage.
+MAX_WRITE_TRIES = 5
+#: Store-clock seconds for which this process trusts a look that found no attempt due:
+#: expiry is applied at most this late, and a busy server saves a query per call.
+DUE_CHECK_INTERVAL = 0.05
 
 INSERT_WORKFLOW = (
     "INSERT INTO workflow (name, description, state, created, n_todo) "
@@ -57,6 +66,7 @@ SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM task WHERE id = ?"
 SELECT_TASK_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE task_id = ? ORDER BY number"
 #: Children first, so foreign keys hold at every step.
 DELETE_WORKFLOW = (
+    "DELETE FROM workflow_count WHERE workflow_id = ?",
     "DELETE FROM output WHERE attempt_id IN (SELECT a.id FROM attempt a "
     "JOIN task t ON t.id = a.task_id WHERE t.workflow_id = ?)",
     "DELETE FROM attempt WHERE task_id IN (SELECT id FROM task WHERE workflow_id = ?)",
@@ -76,6 +86,7 @@ class SqlStore:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        self._nothing_due_at = float("-inf")
 
     # --- connections and transactions ------------------------------------------
 
@@ -102,14 +113,16 @@ class SqlStore:
     def _tx(self, begin: str) -> Iterator[Tx]:
         try:
             with self._borrow() as conn:
-                for statement in begin.split("; "):  # one each: a pipeline takes no batches
-                    conn.execute(statement)
+                conn.execute(begin)  # PostgreSQL: BEGIN and its lock in one round trip
                 try:
-                    yield Tx(conn, self.dialect, self.clock())
+                    tx = Tx(conn, self.dialect, self.clock())
+                    yield tx
+                    tx.checked = self.dialect.commit(conn, tx.tail, tx.after)
                 except BaseException:
                     self._rollback(conn)
                     raise
-                conn.execute("COMMIT")
+        except self.dialect.retry_errors:
+            raise  # the caller runs the transaction again
         except self.dialect.unavailable_errors as ex:
             raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
 
@@ -120,26 +133,77 @@ class SqlStore:
         except self.dialect.unavailable_errors:
             pass
 
-    @contextmanager
-    def _write(self) -> Iterator[Tx]:
-        with self._tx(self.dialect.begin_write) as tx:
-            transitions.expire_due(tx, self.heartbeat_timeout)
-            yield tx
+    def _write(self, work: Callable[[Tx], T], *, exclusive: bool = False) -> T:
+        """Run ``work`` in one write transaction, again if the database broke a deadlock.
+
+        Around it: what is due expires first (the lazy time rules), the
+        workflow counters move last (so the workflow row is locked only until
+        the commit), and a wake-up goes out if a task may have become claimable.
+        """
+        begin = self.dialect.begin_exclusive if exclusive else self.dialect.begin_write
+        for tries in range(1, MAX_WRITE_TRIES + 1):
+            try:
+                with self._tx(begin) as tx:
+                    if self._due_unknown(tx.now):
+                        transitions.expire_due(tx, self.heartbeat_timeout)
+                        self._nothing_due_at = tx.now
+                    result = work(tx)
+                    transitions.apply_counts(tx)
+                    if tx.wake and self.dialect.wake_statement:
+                        tx.defer(self.dialect.wake_statement)
+                break
+            except self.dialect.retry_errors as ex:
+                if tries == MAX_WRITE_TRIES:
+                    raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
         self._local.commits = getattr(self._local, "commits", 0) + 1
+        for row in tx.checked:  # a workflow where tasks ended, read just after the commit
+            if row is not None and transitions.implied_state(row) != row[0]:
+                self._write(lambda tx, wid=row[-1]: transitions.settle(tx, wid))
+        return result
+
+    def _due_unknown(self, now: float) -> bool:
+        """Whether to look for expired attempts: not looked in the last ``DUE_CHECK_INTERVAL``."""
+        return not 0 <= now - self._nothing_due_at < DUE_CHECK_INTERVAL
+
+    def _settle(self, workflow_id: int) -> None:
+        """After a commit that ended tasks, settle the workflow if its counts say so.
+
+        One autocommit read first, so the common case (tasks still to run)
+        costs one query and no lock. This also repairs a workflow whose last
+        check was lost with its process (reads call it for any they find).
+        """
+        try:
+            with self._borrow() as conn:
+                row = Tx(conn, self.dialect, 0).one(transitions.STATE_AND_COUNTS, (workflow_id,))
+        except self.dialect.unavailable_errors as ex:
+            raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
+        if row is not None and transitions.implied_state(row) != row[0]:
+            self._write(lambda tx: transitions.settle(tx, workflow_id))
+
+    def _settled(
+        self, workflows: list[Workflow], read: Callable[[], list[Workflow]]
+    ) -> list[Workflow]:
+        """``workflows``, read again after settling any whose state its counts contradict."""
+        stale = [w for w in workflows if rules.workflow_state(w.counts) != w.state]
+        for workflow in stale:
+            self._settle(parse_id("w", workflow.id))
+        return read() if stale else workflows
 
     @contextmanager
     def _read(self) -> Iterator[Tx]:
         """A snapshot read, after applying any expiry that is due (in its own write)."""
-        try:
-            with self._borrow() as conn:
-                due = transitions.any_due(
-                    Tx(conn, self.dialect, self.clock()), self.heartbeat_timeout
-                )
-        except self.dialect.unavailable_errors as ex:
-            raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
-        if due:
-            with self._write():
-                pass
+        now = self.clock()
+        if self._due_unknown(now):
+            try:
+                with self._borrow() as conn:
+                    due = transitions.any_due(Tx(conn, self.dialect, now), self.heartbeat_timeout)
+            except self.dialect.unavailable_errors as ex:
+                raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
+            if due:
+                self._nothing_due_at = float("-inf")  # so the write looks
+                self._write(lambda tx: None)
+            else:
+                self._nothing_due_at = now
         with self._tx(self.dialect.begin_read) as tx:
             yield tx
 
@@ -147,7 +211,8 @@ class SqlStore:
 
     def submit_workflow(self, spec: WorkflowSpec) -> Workflow:
         depends = reports.check_spec(spec)
-        with self._write() as tx:
+
+        def insert(tx: Tx) -> Workflow:
             wid = tx.one(INSERT_WORKFLOW, (spec.name, spec.description, tx.now, len(spec.tasks)))
             wid = int(wid[0])
             tasks = enumerate(spec.tasks)
@@ -155,24 +220,27 @@ class SqlStore:
             ids = dict(iter(tx.run("SELECT name, id FROM task WHERE workflow_id = ?", (wid,))))
             edges = ((ids[d], ids[t.name]) for i, t in enumerate(spec.tasks) for d in depends[i])
             tx.many(INSERT_DEPENDENCY, edges)
-            transitions.settle(tx, wid)
+            transitions.settle(tx, wid)  # exact: nobody else sees the workflow yet
+            tx.wake = True
             tasks = tuple(
                 records.submitted_task(ids[t.name], wid, t, depends[i], tx.now)
                 for i, t in enumerate(spec.tasks)
             )
             return records.workflow_from_row(tx.one(SELECT_WORKFLOW, (wid,)), tasks)
 
+        return self._write(insert)
+
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
-        with self._read() as tx:  # no write lock while nothing is claimable
-            if claim.find_candidate(tx, labels, lock=False) is None:
-                return None
-        with self._write() as tx:  # again under the write lock: another process may have won
-            task_id = claim.find_candidate(tx, labels)
-            return None if task_id is None else claim.start_attempt(tx, task_id, runner)
+        if self.dialect.peek_before_claim:
+            with self._read() as tx:  # no write lock while nothing is claimable
+                if claim.find_candidate(tx, labels, lock=False) is None:
+                    return None
+        return self._write(lambda tx: claim.take(tx, runner, labels))
 
     def heartbeat(self, attempt_id: str) -> bool:
         aid = parse_id("a", attempt_id)
-        with self._write() as tx:
+
+        def beat(tx: Tx) -> bool:
             row = tx.one(
                 "SELECT a.status, t.state FROM attempt a JOIN task t ON t.id = a.task_id "
                 "WHERE a.id = ?",
@@ -181,42 +249,65 @@ class SqlStore:
             if row is None:
                 raise records.not_found("a", aid)
             if row[0] == AttemptStatus.RUNNING:
-                tx.run("UPDATE attempt SET heartbeat = ? WHERE id = ?", (tx.now, aid))
+                tx.run(
+                    "UPDATE attempt SET heartbeat = ? WHERE id = ? AND status = 'running'",
+                    (tx.now, aid),
+                )
             return TaskState(row[1]).terminal
+
+        return self._write(beat)
 
     def report_result(self, attempt_id: str, report: Report) -> ResultAck:
         aid = parse_id("a", attempt_id)
-        with self._write() as tx:
-            return reports.report(tx, aid, report)
+        return self._write(lambda tx: reports.report(tx, aid, report))
+
+    def report_and_claim(
+        self, attempt_id: str, report: Report, runner: str, labels: Collection[str]
+    ) -> tuple[ResultAck, Claim | None]:
+        aid = parse_id("a", attempt_id)
+        return self._write(
+            lambda tx: (reports.report(tx, aid, report), claim.take(tx, runner, labels))
+        )
 
     def cancel_workflow(self, workflow_id: str) -> Workflow:
-        wid = parse_id("w", workflow_id)
-        with self._write() as tx:
-            _require_workflow(tx, wid)
-            transitions.cancel(tx, wid)
-            return _load_workflow(tx, wid, with_tasks=True)
+        return self._change_workflow(workflow_id, transitions.cancel)
 
     def retry_workflow(self, workflow_id: str) -> Workflow:
+        return self._change_workflow(workflow_id, transitions.retry)
+
+    def _change_workflow(self, workflow_id: str, change: Callable[[Tx, int], None]) -> Workflow:
+        """Cancel or retry: every task of the workflow at once, alone (``exclusive``)."""
         wid = parse_id("w", workflow_id)
-        with self._write() as tx:
+
+        def apply(tx: Tx) -> Workflow:
             _require_workflow(tx, wid)
-            transitions.retry(tx, wid)
+            change(tx, wid)
+            transitions.apply_counts(tx, alone=True)  # settled now: nothing runs beside it
             return _load_workflow(tx, wid, with_tasks=True)
+
+        return self._write(apply, exclusive=True)
 
     def delete_workflow(self, workflow_id: str) -> None:
         wid = parse_id("w", workflow_id)
-        with self._write() as tx:
+
+        def delete(tx: Tx) -> None:
             if _require_workflow(tx, wid) == WorkflowState.RUNNING:
                 raise Conflict(f"Workflow {workflow_id} is running: cancel it first")
             for statement in DELETE_WORKFLOW:
                 tx.run(statement, (wid,))
 
+        self._write(delete, exclusive=True)
+
     # --- reads --------------------------------------------------------------------
 
     def get_workflow(self, workflow_id: str) -> Workflow:
         wid = parse_id("w", workflow_id)
-        with self._read() as tx:
-            return _load_workflow(tx, wid, with_tasks=True)
+
+        def read() -> list[Workflow]:
+            with self._read() as tx:
+                return [_load_workflow(tx, wid, with_tasks=True)]
+
+        return self._settled(read(), read)[0]
 
     def list_workflows(
         self, limit: int = 100, before: str | None = None, state: WorkflowState | None = None
@@ -232,8 +323,13 @@ class SqlStore:
             f"SELECT {WORKFLOW_COLUMNS} FROM workflow WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT ?"
         )
-        with self._read() as tx:
-            return [records.workflow_from_row(r) for r in tx.all(sql, (*params, max(0, limit)))]
+
+        def read() -> list[Workflow]:
+            with self._read() as tx:
+                rows = tx.all(sql, (*params, max(0, limit)))
+                return [records.workflow_from_row(r) for r in rows]
+
+        return self._settled(read(), read)
 
     def list_tasks(
         self, state: TaskState | None = None, workflow_id: str | None = None
@@ -279,7 +375,9 @@ class SqlStore:
         with self._read() as tx:
             sums = tx.one(
                 "SELECT sum(n_todo), sum(n_in_process), sum(n_completed), sum(n_failed) "
-                "FROM workflow"
+                "FROM (SELECT n_todo, n_in_process, n_completed, n_failed FROM workflow "
+                "UNION ALL SELECT n_todo, n_in_process, n_completed, n_failed "
+                "FROM workflow_count) AS counts"
             )
             found = dict(tx.all("SELECT status, count(*) FROM attempt GROUP BY status"))
         attempts = {s.value: int(found.get(s.value, 0)) for s in AttemptStatus}
@@ -287,8 +385,7 @@ class SqlStore:
 
     def change_marker(self) -> object:
         try:
-            with self._borrow() as conn:
-                marker = self.dialect.change_marker(conn)
+            marker = self.dialect.change_marker(self._borrow)
             return (marker, getattr(self._local, "commits", 0))
         except self.dialect.unavailable_errors as ex:
             raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex

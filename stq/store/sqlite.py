@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from stq.errors import StoreUnavailable
-from stq.store.dialect import Dialect, create_schema
+from stq.store.dialect import SCHEMA_VERSION, Dialect, create_schema
 
-#: PRAGMA user_version of the schema this code writes; migrations key on it.
-SCHEMA_VERSION = 1
 #: Seconds a connection waits for another one's write lock before giving up.
 BUSY_TIMEOUT = 30.0
 
@@ -34,6 +34,9 @@ class SqliteDialect(Dialect):
 
     name = "sqlite"
     begin_write = "BEGIN IMMEDIATE"
+    begin_exclusive = "BEGIN IMMEDIATE"
+    peek_before_claim = True
+    serial_writes = True
     begin_read = "BEGIN DEFERRED"
     unavailable_errors = (sqlite3.OperationalError, sqlite3.DatabaseError)
 
@@ -65,8 +68,9 @@ class SqliteDialect(Dialect):
         # Without statistics SQLite prefers an equality on `state` over a partial index.
         return f" INDEXED BY {index}"
 
-    def change_marker(self, conn: Any) -> object:
-        return conn.execute("PRAGMA data_version").fetchone()[0]
+    def change_marker(self, borrow: Callable[[], AbstractContextManager[Any]]) -> object:
+        with borrow() as conn:
+            return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
 def _set_up(conn: sqlite3.Connection) -> None:
@@ -99,8 +103,7 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
     create_schema(
         conn,
         resource="sqlite.sql",
-        version=SCHEMA_VERSION,
         begin=["BEGIN IMMEDIATE"],
         read_version=_user_version,
-        stamp=f"PRAGMA user_version = {SCHEMA_VERSION}",
+        stamp=lambda version: f"PRAGMA user_version = {int(version)}",
     )

@@ -4,26 +4,40 @@ Each function takes a ``Tx`` (a connection already inside ``BEGIN``, the
 dialect, and the transaction's ``now``) and changes rows; the caller commits.
 Costs follow the events: completing a task touches its dependents only, a
 failure walks only its downstream closure, and per-workflow counts are
-maintained counters (recounted from an index only after bulk changes).
+maintained counters.
+
+Rows are locked in one order in every transaction (attempt, then task, then
+counters), so transactions that run side by side on PostgreSQL rarely
+deadlock (the store retries the few that do). Counter moves are collected on
+the ``Tx`` and added, last, to the transaction's own shard of the workflow's
+counters (``workflow_count``), so transactions on one workflow never queue
+for one row until their commits are flushed. The workflow's state follows
+from its counts (``settle``): inline where writes run one at a time
+(SQLite); on PostgreSQL two transactions finishing a workflow's last tasks
+side by side cannot see each other's moves, so each one that ended a task
+checks again after its commit (``SqlStore``), and the later one sees both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from stq.model import AttemptReason, AttemptStatus, TaskReason, TaskState
-from stq.store import rules
+from stq.model import AttemptReason, AttemptStatus, TaskReason, TaskState, WorkflowState
+from stq.store import records, rules
 from stq.store.dialect import Dialect
 
-#: Running attempts past their task's duration or their heartbeat timeout.
+#: Running attempts past their task's duration or their heartbeat timeout, locked
+#: (PostgreSQL: rows another server is expiring right now are skipped, not waited for).
 DUE_ATTEMPTS = """
-SELECT id, task_id, deadline, heartbeat FROM attempt{by_deadline}
- WHERE status = 'running' AND deadline IS NOT NULL AND deadline <= ?
-UNION
-SELECT id, task_id, deadline, heartbeat FROM attempt{by_heartbeat}
- WHERE status = 'running' AND heartbeat <= ?
+SELECT id, task_id, deadline, heartbeat FROM attempt
+ WHERE status = 'running' AND id IN (
+       SELECT id FROM attempt{by_deadline}
+        WHERE status = 'running' AND deadline IS NOT NULL AND deadline <= ?
+       UNION
+       SELECT id FROM attempt{by_heartbeat} WHERE status = 'running' AND heartbeat <= ?)
+ ORDER BY id{skip_locked}
 """
 #: Cheap, read-only: is there anything to expire? (two small partial indexes)
 ANY_DUE = """
@@ -32,43 +46,59 @@ SELECT EXISTS (SELECT 1 FROM attempt{by_deadline}
     OR EXISTS (SELECT 1 FROM attempt{by_heartbeat} WHERE status = 'running' AND heartbeat <= ?)
 """
 #: Every task downstream of one task (transitive closure) still waiting: upstream_failed.
+#: (UPDATE first, the CTE inside: see ``Tx.count``; the count moves the counters.)
 FAIL_DOWNSTREAM = """
-WITH RECURSIVE downstream (id) AS (
-    SELECT task_id FROM dependency WHERE upstream_id = ?
-    UNION
-    SELECT d.task_id FROM dependency d JOIN downstream ON d.upstream_id = downstream.id
-)
 UPDATE task SET state = 'failed', reason = 'upstream_failed', finished = ?
- WHERE id IN (SELECT t.id FROM downstream JOIN task t ON t.id = downstream.id
-               WHERE t.state = 'todo')
+ WHERE state = 'todo' AND id IN (
+       WITH RECURSIVE downstream (id) AS (
+           SELECT task_id FROM dependency WHERE upstream_id = ?
+           UNION
+           SELECT d.task_id FROM dependency d JOIN downstream ON d.upstream_id = downstream.id
+       )
+       SELECT id FROM downstream)
 """
 #: A task completed: each dependent has one unfinished dependency fewer.
 RELEASE_DEPENDENTS = """
 UPDATE task SET pending_deps = pending_deps - 1
  WHERE id IN (SELECT task_id FROM dependency WHERE upstream_id = ?)
 """
-#: Per-state counters of one workflow, recounted from the (state, workflow_id) index.
-RECOUNT = (
-    "UPDATE workflow SET "
-    + ", ".join(
-        f"n_{s} = (SELECT count(*) FROM task WHERE state = '{s}' AND workflow_id = workflow.id)"
-        for s in TaskState
-    )
-    + " WHERE id = ?"
+#: Add the transaction's counter moves to its shard of the workflow's counters
+#: (literal integers: sent with the COMMIT where the dialect batches it).
+ADD_COUNTS = (
+    "INSERT INTO workflow_count (workflow_id, shard, "
+    + ", ".join(f"n_{s}" for s in TaskState)
+    + ") VALUES ({workflow}, {shard}, "
+    + ", ".join(f"{{{s}}}" for s in TaskState)
+    + ") ON CONFLICT (workflow_id, shard) DO UPDATE SET "
+    + ", ".join(f"n_{s} = workflow_count.n_{s} + excluded.n_{s}" for s in TaskState)
 )
+#: A workflow's state, counts and id.
+STATE_AND_COUNTS = f"SELECT state, {records.COUNT_COLUMNS}, id FROM workflow WHERE id = ?"
 TASK_FOR_FAILURE = """
 SELECT workflow_id, state, max_attempts, attempts_used, budget_base, retry_delay
-  FROM task WHERE id = ?
+  FROM task WHERE id = ?{for_update}
 """
 
 
 @dataclass
 class Tx:
-    """An open transaction: run statements in the dialect's parameter style."""
+    """An open transaction: run statements in the dialect's parameter style.
+
+    ``moves`` holds the counter deltas per workflow until ``apply_counts``;
+    ``wake`` says a task may have become claimable, so waiting claims on
+    other servers should look again (PostgreSQL: a NOTIFY with the commit).
+    ``tail`` holds statements sent with the COMMIT and ``after`` reads run
+    just after it (see ``Dialect.commit``); ``checked`` their rows.
+    """
 
     conn: Any
     dialect: Dialect
     now: float
+    moves: dict[int, dict[TaskState, int]] = field(default_factory=dict)
+    wake: bool = False
+    tail: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    checked: list[Any] = field(default_factory=list)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(self.dialect.sql(sql), params)
@@ -78,6 +108,21 @@ class Tx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.run(sql, params).fetchall()
+
+    def count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an UPDATE; how many rows it changed.
+
+        (sqlite3 knows ``rowcount`` only for a statement that starts with
+        UPDATE, INSERT, DELETE or REPLACE: write a CTE inside, not before.)
+        """
+        return int(self.run(sql, params).rowcount)
+
+    def defer(self, sql: str) -> None:
+        """Run ``sql`` (literal values only) with the COMMIT where the dialect batches it."""
+        if self.dialect.batches_commit:
+            self.tail.append(sql)
+        else:
+            self.run(sql)
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` for each row; an iterator keeps 100,000 rows out of memory."""
@@ -89,6 +134,7 @@ def _due_sql(tx: Tx, template: str) -> str:
     return template.format(
         by_deadline=hint("attempt_running_deadline"),
         by_heartbeat=hint("attempt_running_heartbeat"),
+        skip_locked=tx.dialect.skip_locked,
     )
 
 
@@ -113,43 +159,74 @@ def expire_due(tx: Tx, heartbeat_timeout: float) -> int:
     return len(due)
 
 
-def shift(tx: Tx, workflow_id: int, old: TaskState, new: TaskState) -> None:
-    """Move one task between the workflow's per-state counters."""
-    if old != new:
-        tx.run(
-            f"UPDATE workflow SET n_{old.value} = n_{old.value} - 1, "
-            f"n_{new.value} = n_{new.value} + 1 WHERE id = ?",
-            (workflow_id,),
-        )
+def shift(tx: Tx, workflow_id: int, old: TaskState, new: TaskState, count: int = 1) -> None:
+    """Move ``count`` tasks between the workflow's per-state counters (at ``apply_counts``)."""
+    if old != new and count:
+        moves = tx.moves.setdefault(workflow_id, dict.fromkeys(TaskState, 0))
+        moves[old] -= count
+        moves[new] += count
 
 
-def recount(tx: Tx, workflow_id: int) -> None:
-    tx.run(RECOUNT, (workflow_id,))
+def apply_counts(tx: Tx, alone: bool = False) -> None:
+    """Add the collected counter moves to this transaction's shard; settle or note each.
+
+    Called last in every write transaction, so a shard row is locked only
+    from here to the commit. Where writes run one at a time (SQLite, or a
+    transaction that runs ``alone``) the counts read back are exact and the
+    workflow is settled now; otherwise, where a task
+    ended, the workflow's state and counts are read again just after the
+    commit (``tx.after``), for the store to settle it if they say so.
+    """
+    exact = alone or tx.dialect.serial_writes
+    for workflow_id in sorted(tx.moves):
+        moves = tx.moves[workflow_id]
+        if any(moves.values()):
+            counts = {s.value: int(moves[s]) for s in TaskState}
+            add = ADD_COUNTS.format(
+                workflow=int(workflow_id), shard=tx.dialect.count_shard, **counts
+            )
+            tx.run(add) if exact else tx.defer(add)
+        if exact:
+            settle(tx, workflow_id)
+        elif moves[TaskState.COMPLETED] > 0 or moves[TaskState.FAILED] > 0:
+            tx.after.append(STATE_AND_COUNTS.replace("?", str(int(workflow_id))))
+    tx.moves.clear()
 
 
-def settle(tx: Tx, workflow_id: int) -> None:
-    """Give the workflow the state its counts imply; stamp ``finished`` when it ends."""
-    row = tx.one(
-        "SELECT state, n_todo, n_in_process, n_completed, n_failed FROM workflow WHERE id = ?",
-        (workflow_id,),
+def implied_state(row: Sequence[Any]) -> WorkflowState:
+    """The state a ``STATE_AND_COUNTS`` row's counts imply."""
+    counts = row[1 : 1 + len(TaskState)]
+    return rules.workflow_state({s.value: n for s, n in zip(TaskState, counts, strict=True)})
+
+
+def settle(tx: Tx, workflow_id: int) -> bool:
+    """Give the workflow the state its counts imply (stamping ``finished``); changed?
+
+    Safe in any transaction: counts that show every task ended are true
+    whoever else is running (only a retry, which runs alone, brings a task
+    back), and counts that do not leave the state to a later check.
+    """
+    row = tx.one(STATE_AND_COUNTS + tx.dialect.for_update, (workflow_id,))
+    new = implied_state(row)
+    if new.value == row[0]:
+        return False
+    tx.run(
+        "UPDATE workflow SET state = ?, finished = ? WHERE id = ? AND state = ?",
+        (new.value, None if new == new.RUNNING else tx.now, workflow_id, row[0]),
     )
-    counts = {s.value: n for s, n in zip(TaskState, row[1:], strict=True)}
-    new = rules.workflow_state(counts)
-    if new.value != row[0]:
-        finished = None if new == new.RUNNING else tx.now
-        tx.run(
-            "UPDATE workflow SET state = ?, finished = ? WHERE id = ?",
-            (new.value, finished, workflow_id),
-        )
+    return True
 
 
-def attempt_failed(tx: Tx, task_id: int) -> None:
-    """The task's running attempt failed: back to todo after retry_delay, or failed."""
+def attempt_failed(tx: Tx, task_id: int) -> TaskState:
+    """The task's running attempt failed: back to todo after retry_delay, or failed.
+
+    Returns the task's state afterwards.
+    """
     workflow_id, state, max_attempts, used, base, retry_delay = tx.one(
-        TASK_FOR_FAILURE, (task_id,)
+        TASK_FOR_FAILURE.format(for_update=tx.dialect.for_update), (task_id,)
     )
     if state != TaskState.IN_PROCESS:
-        return  # terminal already (completed by another attempt, or cancelled)
+        return TaskState(state)  # terminal already (completed by another attempt, or cancelled)
     new = rules.state_after_failure(max_attempts, used, base)
     if new == TaskState.TODO:
         tx.run(
@@ -157,26 +234,33 @@ def attempt_failed(tx: Tx, task_id: int) -> None:
             (tx.now + retry_delay, task_id),
         )
         shift(tx, workflow_id, TaskState.IN_PROCESS, TaskState.TODO)
-        return
+        tx.wake = True
+        return new
     tx.run(
         "UPDATE task SET state = 'failed', reason = NULL, finished = ? WHERE id = ?",
         (tx.now, task_id),
     )
     shift(tx, workflow_id, TaskState.IN_PROCESS, TaskState.FAILED)
-    if tx.run(FAIL_DOWNSTREAM, (task_id, tx.now)).rowcount:
-        recount(tx, workflow_id)
-    settle(tx, workflow_id)
+    failed = tx.count(FAIL_DOWNSTREAM, (tx.now, task_id))
+    shift(tx, workflow_id, TaskState.TODO, TaskState.FAILED, failed)
+    return new
 
 
-def complete(tx: Tx, task_id: int, workflow_id: int, old: TaskState) -> None:
-    """The task completed: its dependents have one unfinished dependency fewer."""
+def complete(tx: Tx, task_id: int, workflow_id: int, old: TaskState, has_dependents: bool) -> None:
+    """The task completed: its dependents have one unfinished dependency fewer.
+
+    Waiting claims are woken when it has dependents (one of them may now be
+    claimable): known from the report's first query, so nothing here waits
+    for an answer from the database.
+    """
     tx.run(
         "UPDATE task SET state = 'completed', reason = NULL, finished = ? WHERE id = ?",
         (tx.now, task_id),
     )
     shift(tx, workflow_id, old, TaskState.COMPLETED)
-    tx.run(RELEASE_DEPENDENTS, (task_id,))
-    settle(tx, workflow_id)
+    if has_dependents:
+        tx.run(RELEASE_DEPENDENTS, (task_id,))
+        tx.wake = True
 
 
 def cancel(tx: Tx, workflow_id: int) -> None:
@@ -186,13 +270,13 @@ def cancel(tx: Tx, workflow_id: int) -> None:
         "AND task_id IN (SELECT id FROM task WHERE state = 'in_process' AND workflow_id = ?)",
         (AttemptStatus.FAILED.value, AttemptReason.CANCELLED.value, tx.now, workflow_id),
     )
-    tx.run(
-        "UPDATE task SET state = 'failed', reason = ?, finished = ? "
-        "WHERE workflow_id = ? AND state IN ('todo', 'in_process')",
-        (TaskReason.CANCELLED.value, tx.now, workflow_id),
-    )
-    recount(tx, workflow_id)
-    settle(tx, workflow_id)
+    for old in (TaskState.TODO, TaskState.IN_PROCESS):
+        cancelled = tx.count(
+            "UPDATE task SET state = 'failed', reason = ?, finished = ? "
+            "WHERE workflow_id = ? AND state = ?",
+            (TaskReason.CANCELLED.value, tx.now, workflow_id, old.value),
+        )
+        shift(tx, workflow_id, old, TaskState.FAILED, cancelled)
 
 
 #: Failed tasks back to todo with a fresh budget; the unfinished-dependency count
@@ -208,6 +292,6 @@ UPDATE task SET state = 'todo', reason = NULL, finished = NULL, ready_at = 0,
 
 
 def retry(tx: Tx, workflow_id: int) -> None:
-    if tx.run(RETRY, (workflow_id,)).rowcount:
-        recount(tx, workflow_id)
-        settle(tx, workflow_id)
+    retried = tx.count(RETRY, (workflow_id,))
+    shift(tx, workflow_id, TaskState.FAILED, TaskState.TODO, retried)
+    tx.wake = tx.wake or retried > 0

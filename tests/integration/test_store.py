@@ -7,13 +7,14 @@ unchanged against both dialects.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from stq.errors import Conflict, NotFound, WorkflowInvalid
+from stq.errors import Conflict, NotFound, StoreUnavailable, WorkflowInvalid
 from stq.model import (
     AttemptStatus,
     Report,
@@ -22,8 +23,12 @@ from stq.model import (
     WorkflowSpec,
     WorkflowState,
 )
-from stq.store import open_store
+from stq.store import open_store, reports, transitions
+from stq.store.dialect import schema_statements
+from stq.store.records import parse_id
 from stq.store.sql import SqlStore
+from stq.store.sqlite import SqliteDialect
+from tests.helpers import wait_until
 
 T0 = 1_800_000_000.0
 HB = 60.0
@@ -456,14 +461,14 @@ def test_list_tasks_filters(store: SqlStore) -> None:
 
 
 def test_metrics_and_change_marker(store: SqlStore, store_url: str, clock: FakeClock) -> None:
-    store.submit_workflow(wf(t("a"), t("b")))
+    store.submit_workflow(wf(t("a"), t("b", "a")))
     before = store.change_marker()
     other = open_store(store_url, clock=clock)
     try:
-        run(other)  # another connection commits
+        run(other)  # another connection completes a, and so b becomes claimable
     finally:
         other.close()
-    assert store.change_marker() != before
+    wait_until(lambda: store.change_marker() != before, what="the marker to move")
     mid = store.change_marker()
     run(store, BAD)  # and this connection's own commit changes it too
     assert store.change_marker() != mid
@@ -555,3 +560,145 @@ def test_output_with_nul_bytes_is_stored(store: SqlStore) -> None:
     assert claim is not None
     store.report_result(claim.attempt_id, Report(AttemptStatus.COMPLETED, 0, "a\x00b end"))
     assert store.read_output(claim.attempt_id) in ("a\x00b end", "a\ufffdb end")
+
+
+class _Aborted(Exception):
+    """Stands for PostgreSQL aborting a transaction to break a deadlock."""
+
+
+class _AbortingDialect(SqliteDialect):
+    retry_errors = (_Aborted,)
+    peek_before_claim = False  # so the clock is read only inside write transactions
+
+
+def test_a_write_the_database_aborted_runs_again(tmp_path: Path, clock: FakeClock) -> None:
+    aborts = {"left": 2}
+
+    def aborting_clock() -> float:  # read inside each write transaction, once per run
+        if aborts["left"]:
+            aborts["left"] -= 1
+            raise _Aborted
+        return clock()
+
+    store = SqlStore(_AbortingDialect(str(tmp_path / "stq.db")), clock=clock)
+    wid = store.submit_workflow(wf(t("a"), t("b"))).id
+    store.clock = aborting_clock
+    claim = store.claim_attempt("r1", [])  # aborted twice, then run a third time
+    assert claim is not None and aborts["left"] == 0
+    assert store.get_workflow(wid).counts == {
+        "todo": 1,
+        "in_process": 1,  # the aborted runs left nothing behind
+        "completed": 0,
+        "failed": 0,
+    }
+    aborts["left"] = 99
+    with pytest.raises(StoreUnavailable, match="failed"):
+        store.report_result(claim.attempt_id, OK)
+    store.clock = clock
+    assert store.get_task(claim.task_id).state == TaskState.IN_PROCESS
+    store.close()
+
+
+def test_report_and_claim_is_one_step(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"), t("b", "a"), t("c"))).id
+    first = store.claim_attempt("r1", [])
+    assert first is not None and first.task_name == "a"
+    ack, nxt = store.report_and_claim(first.attempt_id, OK, "r1", [])
+    assert ack.task_state == TaskState.COMPLETED
+    assert nxt is not None and nxt.task_name == "b"  # released by the result it came with
+    again, same = store.report_and_claim(first.attempt_id, OK, "r1", [])
+    assert again == ack and same is not None and same.task_name == "c"  # the repeat: same ack
+    assert store.get_workflow(wid).counts == {
+        "todo": 0,
+        "in_process": 2,
+        "completed": 1,
+        "failed": 0,
+    }
+
+
+def test_a_refused_result_claims_nothing(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"), t("b"))).id
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    store.cancel_workflow(wid)
+    store.retry_workflow(wid)  # b is claimable again, but the result for a is refused
+    with pytest.raises(Conflict):
+        store.report_and_claim(claim.attempt_id, OK, "r1", [])
+    assert store.get_workflow(wid).counts["in_process"] == 0
+    assert store.metrics().attempts["running"] == 0
+
+
+def test_a_workflow_whose_settle_was_lost_is_settled_when_read(
+    store: SqlStore, store_url: str, clock: FakeClock
+) -> None:
+    """A server killed between a last completion's commit and its state check."""
+    wid = store.submit_workflow(wf(t("a"))).id
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    with store._tx(store.dialect.begin_write) as tx:  # the completion, without any settle
+        reports.report(tx, parse_id("a", claim.attempt_id), OK)
+        tx.dialect = _NoSettle(tx.dialect)
+        transitions.apply_counts(tx)
+    other = open_store(store_url, clock=clock)
+    try:
+        listed = other.list_workflows()
+        assert [(w.id, w.state) for w in listed] == [(wid, WorkflowState.COMPLETED)]
+        assert other.get_workflow(wid).finished is not None
+    finally:
+        other.close()
+
+
+class _NoSettle:
+    """A dialect as PostgreSQL's looks to ``apply_counts``: no settling inside writes."""
+
+    serial_writes = False
+
+    def __init__(self, inner: object):
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_version_1_store_is_migrated_on_open(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = str(tmp_path / "old.db") if kind == "sqlite" else request.getfixturevalue("pg_empty_url")
+    _write_version_1(url, kind)
+    store = open_store(url)
+    try:
+        (old,) = store.list_workflows()
+        assert old.counts == {"todo": 1, "in_process": 0, "completed": 0, "failed": 0}
+        claim = store.claim_attempt("r1", [])
+        assert claim is not None and claim.task_name == "a"
+        store.report_result(claim.attempt_id, OK)
+        done = store.get_workflow(old.id)
+        assert done.state == WorkflowState.COMPLETED and done.counts["completed"] == 1
+    finally:
+        store.close()
+    store = open_store(url)  # a second open finds version 2 and changes nothing
+    store.close()
+
+
+def _write_version_1(url: str, kind: str) -> None:
+    """A store as STQ with schema version 1 left it: one workflow of one todo task."""
+    rows = [
+        "INSERT INTO workflow (name, state, created, n_todo) VALUES ('old', 'running', 1, 1)",
+        "INSERT INTO task (workflow_id, position, name, state, command, env, max_attempts, "
+        "priority, retry_delay, depends_on, pending_deps, created) "
+        "VALUES (1, 0, 'a', 'todo', '\"true\"', '{}', 1, 0, 0, '[]', 0, 1)",
+    ]
+    if kind == "sqlite":
+        conn = sqlite3.connect(url)
+        for statement in [*schema_statements("sqlite.sql"), *rows, "PRAGMA user_version = 1"]:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg:
+        for statement in [*schema_statements("postgres.sql"), *rows]:
+            pg.execute(statement)
+        pg.execute("INSERT INTO stq_schema (version) VALUES (1)")

@@ -19,7 +19,7 @@ import pytest
 from stq.errors import StoreUnavailable, UsageError
 from stq.model import AttemptStatus, Report, TaskSpec, WorkflowSpec, WorkflowState
 from stq.store import PostgresNotInstalled, open_store
-from stq.store.sqlite import SCHEMA_VERSION
+from stq.store.dialect import SCHEMA_VERSION
 
 TASKS = 500
 PROCESSES = 4

@@ -113,10 +113,5 @@ CREATE TABLE stq_schema (
     version INTEGER NOT NULL
 );
 
--- The long poll's change marker: every write transaction adds one, so the
--- value moves exactly when a write commits (writes are serialized already).
-CREATE TABLE stq_change (
-    n bigint NOT NULL
-);
-
-INSERT INTO stq_change (n) VALUES (0);
+-- (Databases created by earlier builds of version 1 also hold an unused
+-- one-row table stq_change: long polls now wake through LISTEN/NOTIFY.)
