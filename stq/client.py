@@ -101,8 +101,10 @@ class Client:
         params = {k: v for k, v in (("limit", limit), ("before", before)) if v is not None}
         return self._json("GET", "/api/v1/workflows", params=params)["workflows"]
 
-    def workflow(self, workflow_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/api/v1/workflows/{_seg(workflow_id)}")
+    def workflow(self, workflow_id: str, tasks: bool = True) -> dict[str, Any]:
+        """One workflow; ``tasks=False``: its summary alone (STQ's extension)."""
+        params = None if tasks else {"tasks": "false"}
+        return self._json("GET", f"/api/v1/workflows/{_seg(workflow_id)}", params=params)
 
     def cancel(self, workflow_id: str) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/workflows/{_seg(workflow_id)}/cancel")

@@ -174,6 +174,9 @@ def _workflow_paths() -> dict[str, Any]:
         _param("state", "query", _filter(WorkflowState), "Only workflows in this state"),
     ]
     deleted = _obj({"id": _STR, "deleted": {"type": "boolean"}})
+    with_tasks = _param(
+        "tasks", "query", {"type": "boolean"}, "false: the summary only (STQ's extension)"
+    )
     return {
         "/api/v1/workflows": {
             "post": _op("Submit a workflow document", {"201": _resp("Stored", _ref("Submitted"))},
@@ -182,7 +185,8 @@ def _workflow_paths() -> dict[str, Any]:
                        "400 401 404", parameters=query),  # 404: an unknown `before`
         },
         "/api/v1/workflows/{workflow_id}": {
-            "get": _op("One workflow with every task", one, "401 404", parameters=wid),
+            "get": _op("One workflow with every task (tasks=false: its summary)", one,
+                       "400 401 404", parameters=[*wid, with_tasks]),
             "delete": _op("Forget a terminal workflow", {"200": _resp("Gone", deleted)},
                           "401 404 409", parameters=wid),
         },

@@ -56,13 +56,18 @@ class WorkflowsResource:
 
 
 class WorkflowResource:
-    """One workflow with every task; DELETE forgets a terminal one."""
+    """One workflow with every task; DELETE forgets a terminal one.
+
+    Extension: ``?tasks=false`` answers the summary alone (as in the list), for
+    clients that follow a big workflow's progress (``stq run``, ``submit --wait``).
+    """
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
-        resp.media = render.workflow(self.ctx.store.get_workflow(workflow_id))
+        with_tasks = req.get_param_as_bool("tasks", default=True)
+        resp.media = render.workflow(self.ctx.store.get_workflow(workflow_id, with_tasks))
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
         self.ctx.store.delete_workflow(workflow_id)

@@ -71,8 +71,8 @@ class Store(Protocol):
         """Forget a terminal workflow, its tasks, attempts and output; ``Conflict`` if running."""
         ...
 
-    def get_workflow(self, workflow_id: str) -> Workflow:
-        """One workflow with all its tasks (without their attempts)."""
+    def get_workflow(self, workflow_id: str, with_tasks: bool = True) -> Workflow:
+        """One workflow with all its tasks (without their attempts), or its summary only."""
         ...
 
     def list_workflows(

@@ -72,8 +72,11 @@ ADD_COUNTS = (
     + ") ON CONFLICT (workflow_id, shard) DO UPDATE SET "
     + ", ".join(f"n_{s} = workflow_count.n_{s} + excluded.n_{s}" for s in TaskState)
 )
-#: A workflow's state, counts and id.
+#: A workflow's state, counts and id; and the same for every running workflow.
 STATE_AND_COUNTS = f"SELECT state, {records.COUNT_COLUMNS}, id FROM workflow WHERE id = ?"
+RUNNING_STATES_AND_COUNTS = (
+    f"SELECT state, {records.COUNT_COLUMNS}, id FROM workflow WHERE state = 'running'"
+)
 TASK_FOR_FAILURE = """
 SELECT workflow_id, state, max_attempts, attempts_used, budget_base, retry_delay
   FROM task WHERE id = ?{for_update}

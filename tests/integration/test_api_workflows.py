@@ -39,6 +39,16 @@ def test_get_workflow_has_every_task_and_iso_times(api: Api) -> None:
     assert task_b["attempts_used"] == 0 and task_b["workflow_id"] == wid
 
 
+def test_get_workflow_without_tasks_is_its_summary(api: Api) -> None:
+    wid = api.submit(workflow(a={}, b={"depends_on": ["a"]}))["id"]
+    full = api.get(f"/api/v1/workflows/{wid}").json
+    summary = api.get(f"/api/v1/workflows/{wid}?tasks=false").json
+    assert "tasks" not in summary
+    assert summary == {k: v for k, v in full.items() if k != "tasks"}
+    assert api.get(f"/api/v1/workflows/{wid}?tasks=true").json == full
+    assert api.get(f"/api/v1/workflows/{wid}?tasks=maybe").status_code == 400
+
+
 def test_invalid_document_is_422_with_path_and_message(api: Api) -> None:
     result = api.post("/api/v1/workflows", {"name": "wf", "tasks": {"a": {"comand": "x"}}})
     assert result.status_code == 422
