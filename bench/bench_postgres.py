@@ -16,7 +16,7 @@ flushed to disk, a stronger promise than SQLite's ``synchronous=NORMAL``).
 Each PostgreSQL run gets a fresh database from ``STQ_TEST_PG`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``), dropped afterwards.
 
-    .venv/bin/python bench/bench_postgres.py [--tasks 2000] [--runners 4] [--repeat 3]
+    .venv/bin/python bench/bench_postgres.py [--tasks N] [--runners N] [--repeat N] [--workers N]
 """
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ def fresh_database() -> Iterator[str]:
 
 
 @contextmanager
-def server(db: str, cwd: Path) -> Iterator[str]:
-    """``stq server --db DB`` on a free port, default settings; its URL."""
+def server(db: str, cwd: Path, workers: int | None = None) -> Iterator[str]:
+    """``stq server --db DB`` on a free port, default settings unless ``workers``; its URL."""
     port = procs.free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = procs.spawn(
-        [procs.STQ, "server", "--bind", f"127.0.0.1:{port}", "--db", db], procs.clean_env(), cwd
-    )
+    argv = [procs.STQ, "server", "--bind", f"127.0.0.1:{port}", "--db", db]
+    proc = procs.spawn(argv + ([] if workers is None else ["--workers", str(workers)]),
+                       procs.clean_env(), cwd)  # fmt: skip
     try:
         procs.wait_for(lambda: procs.healthy(url), 30, "the server to start", 0.02)
         yield url
@@ -106,7 +106,7 @@ def one_run(system: str, args: argparse.Namespace, tmp: Path) -> float:
             dbs = [str(tmp / f"bench-{time.monotonic_ns()}.db")]
         else:
             dbs = [stack.enter_context(fresh_database())] * (2 if "2 servers" in system else 1)
-        urls = [stack.enter_context(server(db, tmp)) for db in dbs]
+        urls = [stack.enter_context(server(db, tmp, args.workers)) for db in dbs]
         return fan_out(urls, args.tasks, args.runners, tmp)
 
 
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--runners", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, help="gunicorn workers per server (default: 2)")
     args = parser.parse_args()
     walls: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -127,7 +128,7 @@ def main() -> None:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} "
         f"cores: {args.tasks} x `true`, {args.runners} `stq worker` processes, medians of "
-        f"{args.repeat}.",
+        f"{args.repeat}; gunicorn workers per server: {args.workers or 'default (2)'}.",
         "",
         "| store | wall (s) | tasks/s | vs SQLite |",
         "|---|---|---|---|",
