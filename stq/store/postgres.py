@@ -10,10 +10,14 @@ Why these choices:
 - Writes run side by side under ``READ COMMITTED`` with row locks: a claim
   takes its task ``FOR UPDATE SKIP LOCKED`` (a task another server is taking
   is passed over, never waited for), a result locks its attempt and task,
-  expiry skips attempts another server is expiring. Every transaction locks
-  attempt, then task, then workflow row (its counters, updated last), and the
-  store runs a transaction again in the rare case PostgreSQL aborts it to
-  break a deadlock (``retry_errors``).
+  expiry skips attempts another server is expiring. A workflow's counters
+  are sharded by connection (``count_shard``), so writes on one workflow do
+  not queue for one row. Every transaction locks attempt, then task, then
+  counter rows, and the store runs a transaction again in the rare case
+  PostgreSQL aborts it to break a deadlock (``retry_errors``).
+- A transaction's last statements (counters, NOTIFY, COMMIT, the read that
+  settles a workflow) go in one round trip (``commit``): round trips, not
+  the database's work, are most of a result's time here.
 - Cancel, retry and delete change a whole workflow at once; they take
   ``WRITE_LOCK`` exclusively while every other write holds it shared, so they
   run alone and the rules about a cancel racing a claim hold exactly as on
@@ -27,8 +31,8 @@ Why these choices:
   heartbeats send none (NOTIFY serializes commits that send one). If the
   listening connection is lost, waiting claims fall back to the API's
   periodic re-try until it is back.
-- The schema is created (later: migrated) under ``pg_advisory_xact_lock`` so
-  two servers starting at once on an empty database do not race.
+- The schema is created and migrated under ``pg_advisory_xact_lock`` so
+  two servers starting at once do not race.
 """
 
 from __future__ import annotations
