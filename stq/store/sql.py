@@ -5,9 +5,10 @@ Every public method is one transaction. Writes start with the dialect's
 PostgreSQL: row locks, so writes run side by side and the rare bulk ones take
 ``begin_exclusive``); reads run in one read transaction so a workflow and its
 tasks come from the same snapshot.
-Time-based rules are applied lazily with the injected clock: every call first
+Time-based rules are applied lazily with the injected clock: a call first
 asks two small indexes whether any running attempt is past its deadline or
-heartbeat timeout, and opens a write transaction only when one is.
+heartbeat timeout (at most every ``DUE_CHECK_INTERVAL`` per process), and
+opens a write transaction for it only when one is.
 
 Connections are one per thread (gunicorn's gthread workers serve requests
 from several threads), opened on first use in that thread.
@@ -159,8 +160,7 @@ class SqlStore:
                     raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
         self._local.commits = getattr(self._local, "commits", 0) + 1
         for row in tx.checked:  # a workflow where tasks ended, read just after the commit
-            if row is not None and transitions.implied_state(row) != row[0]:
-                self._write(lambda tx, wid=row[-1]: transitions.settle(tx, wid))
+            self._settle_if_stale(row)
         return result
 
     def _due_unknown(self, now: float) -> bool:
@@ -179,8 +179,12 @@ class SqlStore:
                 row = Tx(conn, self.dialect, 0).one(transitions.STATE_AND_COUNTS, (workflow_id,))
         except self.dialect.unavailable_errors as ex:
             raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
+        self._settle_if_stale(row)
+
+    def _settle_if_stale(self, row: Any) -> None:
+        """Settle the workflow of a ``STATE_AND_COUNTS`` row if its counts contradict its state."""
         if row is not None and transitions.implied_state(row) != row[0]:
-            self._write(lambda tx: transitions.settle(tx, workflow_id))
+            self._write(lambda tx: transitions.settle(tx, row[-1]))
 
     def _settled(
         self, workflows: list[Workflow], read: Callable[[], list[Workflow]]
@@ -203,8 +207,7 @@ class SqlStore:
         with self._read() as tx:
             rows = tx.all(transitions.RUNNING_STATES_AND_COUNTS)
         for row in rows:
-            if transitions.implied_state(row) != row[0]:
-                self._settle(row[-1])
+            self._settle_if_stale(row)
 
     @contextmanager
     def _read(self) -> Iterator[Tx]:

@@ -174,11 +174,13 @@ def apply_counts(tx: Tx, alone: bool = False) -> None:
     """Add the collected counter moves to this transaction's shard; settle or note each.
 
     Called last in every write transaction, so a shard row is locked only
-    from here to the commit. Where writes run one at a time (SQLite, or a
-    transaction that runs ``alone``) the counts read back are exact and the
-    workflow is settled now; otherwise, where a task
-    ended, the workflow's state and counts are read again just after the
-    commit (``tx.after``), for the store to settle it if they say so.
+    from here to the commit. Only moves into ``completed``, ``failed`` or back
+    to ``todo`` can change a workflow's state (a claim cannot). Where writes
+    run one at a time (SQLite, or a transaction that runs ``alone``) the
+    counts read back are exact and the workflow is settled now; otherwise its
+    state and counts are read again just after the commit (``tx.after``, a
+    literal statement sent in the commit's round trip), for the store to
+    settle it if they say so.
     """
     exact = alone or tx.dialect.serial_writes
     for workflow_id in sorted(tx.moves):
@@ -188,12 +190,21 @@ def apply_counts(tx: Tx, alone: bool = False) -> None:
             add = ADD_COUNTS.format(
                 workflow=int(workflow_id), shard=tx.dialect.count_shard, **counts
             )
-            tx.run(add) if exact else tx.defer(add)
+            if exact:
+                tx.run(add)
+            else:
+                tx.defer(add)
+        if not any(moves[s] > 0 for s in _STATE_CHANGING):
+            continue
         if exact:
             settle(tx, workflow_id)
-        elif moves[TaskState.COMPLETED] > 0 or moves[TaskState.FAILED] > 0:
+        else:
             tx.after.append(STATE_AND_COUNTS.replace("?", str(int(workflow_id))))
     tx.moves.clear()
+
+
+#: Counter moves into these states are the ones that can change a workflow's state.
+_STATE_CHANGING = (TaskState.COMPLETED, TaskState.FAILED, TaskState.TODO)
 
 
 def implied_state(row: Sequence[Any]) -> WorkflowState:
