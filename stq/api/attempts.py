@@ -10,7 +10,8 @@ claimable (a ``retry_delay`` passing, an attempt expiring).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import falcon
 
@@ -20,6 +21,8 @@ from stq.settings import MAX_CLAIM_WAIT
 
 if TYPE_CHECKING:
     from stq.api.app import Context
+
+T = TypeVar("T")
 
 POLL_INTERVAL = 0.02
 RETRY_INTERVAL = 0.5
@@ -32,10 +35,14 @@ class Claimer:
         self.ctx = ctx
 
     def once(self, runner: str, labels: list[str]) -> Claim | None:
+        return self.timed(lambda: self.ctx.store.claim_attempt(runner, labels))
+
+    def timed(self, take: Callable[[], T]) -> T:
+        """``take()``, its server time recorded in the claim latency histogram."""
         started = time.perf_counter()
-        claim = self.ctx.store.claim_attempt(runner, labels)
+        taken = take()
         self.ctx.claim_latency.observe(time.perf_counter() - started)
-        return claim
+        return taken
 
     def wait(self, runner: str, labels: list[str], wait: float) -> Claim | None:
         if wait <= 0:
@@ -104,8 +111,10 @@ class ResultResource:
             resp.media = render.result_ack(self.ctx.store.report_result(attempt_id, report))
             return
         nxt = body["next"]
-        ack, claim = self.ctx.store.report_and_claim(
-            attempt_id, report, nxt["runner"], nxt.get("labels", [])
+        ack, claim = self.claimer.timed(  # a busy fleet's claims: keep them in the histogram
+            lambda: self.ctx.store.report_and_claim(
+                attempt_id, report, nxt["runner"], nxt.get("labels", [])
+            )
         )
         resp.media = {**render.result_ack(ack), "next": self.claimer.answer(claim)}
 

@@ -64,7 +64,8 @@ def metrics_text(ctx: Context) -> str:
     lines = _gauge("stq_tasks", "Tasks in the store by state.", "state", tasks)
     lines += _gauge("stq_attempts", "Attempts in the store by status.", "status", attempts)
     lines += [
-        "# HELP stq_claim_latency_seconds Server time of one claim try (this process only).",
+        "# HELP stq_claim_latency_seconds Server time of one claim try, with its result "
+        "when claimed by one (this process only).",
         "# TYPE stq_claim_latency_seconds histogram",
         *ctx.claim_latency.lines("stq_claim_latency_seconds"),
     ]

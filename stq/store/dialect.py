@@ -46,13 +46,11 @@ class Dialect:
     wake_statement: str | None = None
     #: ``Dialect.commit`` sends the transaction's last statements in one go.
     batches_commit = False
-    #: Writes run one at a time (SQLite), so counts read inside one are exact.
+    #: Writes run one at a time (SQLite): counts read inside one are exact, and a
+    #: claim looks read-only first, so an idle poll does not take a writer's turn.
     serial_writes = False
     #: Which row of a workflow's counters a write transaction adds its moves to.
     count_shard = "0"
-    #: Look for a claimable task in a read transaction before taking the write lock
-    #: (SQLite: writes queue one at a time, so an idle poll must not take a turn).
-    peek_before_claim = False
     #: Driver exceptions after which the whole transaction is run again (a deadlock
     #: the database broke by aborting this side).
     retry_errors: tuple[type[BaseException], ...] = ()

@@ -141,26 +141,29 @@ class PostgresDialect(Dialect):
     def change_marker(self, borrow: Callable[[], AbstractContextManager[Any]]) -> object:
         """How many wake-ups this process's listener has heard: read from memory.
 
-        The first call starts the listener and waits (up to ``CONNECT_TIMEOUT``)
-        until it listens, so a wake-up sent after any call changes the value.
+        The call that starts the listener waits (up to ``CONNECT_TIMEOUT``)
+        until it listens, so a wake-up sent after any call changes the value;
+        later calls never wait, even while the database is down (waiting
+        claims then re-try on the API's timer).
         """
         with self._lock:
             listener = self._listener
-            if listener is None or listener.pid != os.getpid():
+            started = listener is None or listener.pid != os.getpid()
+            if started:
                 listener = self._listener = Listener(self.conninfo)  # not inherited by a fork
-        listener.listening.wait(CONNECT_TIMEOUT)
+        if started:
+            listener.listening.wait(CONNECT_TIMEOUT)
         return listener.heard
 
     def commit(self, conn: Any, tail: Sequence[str], after: Sequence[str]) -> list[Any]:
         """Everything in one round trip (the simple query protocol runs a ``;`` list)."""
         cursor = conn.execute("; ".join([*tail, "COMMIT", *after]))
-        for _ in range(len(tail) + 1):
-            cursor.nextset()
+        for _ in tail:
+            cursor.nextset()  # past each tail statement's result, to the COMMIT's
         rows = []
-        for index in range(len(after)):
+        for _ in after:
+            cursor.nextset()
             rows.append(cursor.fetchone())
-            if index + 1 < len(after):
-                cursor.nextset()
         return rows
 
     def clean_text(self, text: str) -> str:

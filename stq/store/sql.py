@@ -251,7 +251,7 @@ class SqlStore:
         return self._write(insert)
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
-        if self.dialect.peek_before_claim:
+        if self.dialect.serial_writes:
             with self._read() as tx:  # no write lock while nothing is claimable
                 if claim.find_candidate(tx, labels, lock=False) is None:
                     return None

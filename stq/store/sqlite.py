@@ -35,7 +35,6 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     begin_write = "BEGIN IMMEDIATE"
     begin_exclusive = "BEGIN IMMEDIATE"
-    peek_before_claim = True
     serial_writes = True
     begin_read = "BEGIN DEFERRED"
     unavailable_errors = (sqlite3.OperationalError, sqlite3.DatabaseError)

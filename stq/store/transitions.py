@@ -62,13 +62,12 @@ RELEASE_DEPENDENTS = """
 UPDATE task SET pending_deps = pending_deps - 1
  WHERE id IN (SELECT task_id FROM dependency WHERE upstream_id = ?)
 """
-#: Add the transaction's counter moves to its shard of the workflow's counters
-#: (literal integers: sent with the COMMIT where the dialect batches it).
+#: Add the transaction's counter moves to its shard of the workflow's counters.
 ADD_COUNTS = (
     "INSERT INTO workflow_count (workflow_id, shard, "
     + ", ".join(f"n_{s}" for s in TaskState)
-    + ") VALUES ({workflow}, {shard}, "
-    + ", ".join(f"{{{s}}}" for s in TaskState)
+    + ") VALUES (?, {shard}, "
+    + ", ".join("?" for _ in TaskState)
     + ") ON CONFLICT (workflow_id, shard) DO UPDATE SET "
     + ", ".join(f"n_{s} = workflow_count.n_{s} + excluded.n_{s}" for s in TaskState)
 )
@@ -120,16 +119,29 @@ class Tx:
         """
         return int(self.run(sql, params).rowcount)
 
-    def defer(self, sql: str) -> None:
-        """Run ``sql`` (literal values only) with the COMMIT where the dialect batches it."""
+    def defer(self, sql: str, ints: Sequence[int] = ()) -> None:
+        """Run ``sql`` with the COMMIT where the dialect batches it, else now."""
         if self.dialect.batches_commit:
-            self.tail.append(sql)
+            self.tail.append(inline(sql, ints))
         else:
-            self.run(sql)
+            self.run(sql, ints)
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` for each row; an iterator keeps 100,000 rows out of memory."""
         self.conn.cursor().executemany(self.dialect.sql(sql), rows)
+
+
+def inline(sql: str, ints: Sequence[int]) -> str:
+    """``sql`` with its ``?`` parameters written in as integer literals.
+
+    For the statements a dialect batches with the COMMIT, which must carry
+    no parameters; only integers are accepted, so nothing can be injected.
+    """
+    pieces = sql.split("?")
+    text = [pieces[0]]
+    for value, piece in zip(ints, pieces[1:], strict=True):
+        text += [str(int(value)), piece]
+    return "".join(text)
 
 
 def _due_sql(tx: Tx, template: str) -> str:
@@ -186,20 +198,18 @@ def apply_counts(tx: Tx, alone: bool = False) -> None:
     for workflow_id in sorted(tx.moves):
         moves = tx.moves[workflow_id]
         if any(moves.values()):
-            counts = {s.value: int(moves[s]) for s in TaskState}
-            add = ADD_COUNTS.format(
-                workflow=int(workflow_id), shard=tx.dialect.count_shard, **counts
-            )
+            add = ADD_COUNTS.format(shard=tx.dialect.count_shard)
+            counts = (workflow_id, *(moves[s] for s in TaskState))
             if exact:
-                tx.run(add)
+                tx.run(add, counts)
             else:
-                tx.defer(add)
+                tx.defer(add, counts)
         if not any(moves[s] > 0 for s in _STATE_CHANGING):
             continue
         if exact:
             settle(tx, workflow_id)
         else:
-            tx.after.append(STATE_AND_COUNTS.replace("?", str(int(workflow_id))))
+            tx.after.append(inline(STATE_AND_COUNTS, (workflow_id,)))
     tx.moves.clear()
 
 
@@ -213,8 +223,8 @@ def implied_state(row: Sequence[Any]) -> WorkflowState:
     return rules.workflow_state({s.value: n for s, n in zip(TaskState, counts, strict=True)})
 
 
-def settle(tx: Tx, workflow_id: int) -> bool:
-    """Give the workflow the state its counts imply (stamping ``finished``); changed?
+def settle(tx: Tx, workflow_id: int) -> None:
+    """Give the workflow the state its counts imply (stamping ``finished``).
 
     Safe in any transaction: counts that show every task ended are true
     whoever else is running (only a retry, which runs alone, brings a task
@@ -222,13 +232,11 @@ def settle(tx: Tx, workflow_id: int) -> bool:
     """
     row = tx.one(STATE_AND_COUNTS + tx.dialect.for_update, (workflow_id,))
     new = implied_state(row)
-    if new.value == row[0]:
-        return False
-    tx.run(
-        "UPDATE workflow SET state = ?, finished = ? WHERE id = ? AND state = ?",
-        (new.value, None if new == new.RUNNING else tx.now, workflow_id, row[0]),
-    )
-    return True
+    if new.value != row[0]:
+        tx.run(
+            "UPDATE workflow SET state = ?, finished = ? WHERE id = ? AND state = ?",
+            (new.value, None if new == new.RUNNING else tx.now, workflow_id, row[0]),
+        )
 
 
 def attempt_failed(tx: Tx, task_id: int) -> TaskState:
@@ -308,4 +316,5 @@ UPDATE task SET state = 'todo', reason = NULL, finished = NULL, ready_at = 0,
 def retry(tx: Tx, workflow_id: int) -> None:
     retried = tx.count(RETRY, (workflow_id,))
     shift(tx, workflow_id, TaskState.FAILED, TaskState.TODO, retried)
-    tx.wake = tx.wake or retried > 0
+    if retried:
+        tx.wake = True

@@ -170,6 +170,16 @@ def test_health_and_metrics(api: Api) -> None:
     assert 'stq_claim_latency_seconds_bucket{le="+Inf"} 1' in text
 
 
+def test_claims_made_with_a_result_count_in_the_claim_latency(api: Api) -> None:
+    api.submit(workflow(a={}, b={}))
+    first = api.claim()
+    assert first is not None
+    body = {"status": "completed", "exit_code": 0, "next": {"runner": "r1"}}
+    answer = api.post(f"/api/v1/attempts/{first['attempt_id']}/result", body)
+    assert answer.json["next"]["task_name"] == "b"
+    assert "stq_claim_latency_seconds_count 2" in api.get("/metrics").text
+
+
 def test_health_is_503_when_the_store_cannot_open(tmp_path: Path) -> None:
     from stq.api.app import create_app
     from stq.settings import Settings

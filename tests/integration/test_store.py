@@ -568,7 +568,7 @@ class _Aborted(Exception):
 
 class _AbortingDialect(SqliteDialect):
     retry_errors = (_Aborted,)
-    peek_before_claim = False  # so the clock is read only inside write transactions
+    serial_writes = False  # no read-only look before a claim: the clock is read in writes only
 
 
 def test_a_write_the_database_aborted_runs_again(tmp_path: Path, clock: FakeClock) -> None:
