@@ -1,6 +1,6 @@
 """Claim + result cost per trivial task on ONE gunicorn process.
 
-Starts ``gunicorn stq.api:app -w 1 -k gthread`` on a fresh SQLite file with an
+Starts ``gunicorn stq.api:app -w 1`` (``stq server``'s worker class) on a fresh SQLite file with an
 access log that records each request's server time (``%(D)s``, microseconds),
 submits N trivial tasks, then one client claims and completes them one by one.
 Prints the server time per task (claim + result, from the access log), the

@@ -95,11 +95,12 @@ def _client(args: argparse.Namespace, settings: Settings) -> Client:
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     """Validate, submit, print the id; with --wait follow it to the end."""
     from stq.client import workflow_document
+    from stq.gc_pause import gc_paused
     from stq.progress import Progress, summary
 
-    spec = _load(args.file)
     client = _client(args, settings)
-    wf_id = client.submit(workflow_document(spec))["id"]
+    with gc_paused():  # a big workflow is millions of objects and no cycles
+        wf_id = client.submit(workflow_document(_load(args.file)))["id"]
     print(wf_id, flush=True)
     if not args.wait:
         return EXIT_OK

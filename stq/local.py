@@ -73,7 +73,7 @@ def _run(
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "STQ_TOKEN": token, "STQ_DB": db or str(tmp / "stq.db")}
     logs = tmp / "stq.log" if not verbose else None
-    url, server = stack.enter_context(_server(env, jobs, logs))
+    url, server = stack.enter_context(_server(env, logs))
     # Runners start while gunicorn boots: their imports overlap its own.
     stack.enter_context(_runners(url, env, jobs, workflow_labels(spec), logs))
     client = Client(url, token)
@@ -146,13 +146,11 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 @contextmanager
-def _server(
-    env: dict[str, str], jobs: int, logs: Path | None
-) -> Iterator[tuple[str, subprocess.Popen]]:
+def _server(env: dict[str, str], logs: Path | None) -> Iterator[tuple[str, subprocess.Popen]]:
     """gunicorn on a free loopback port (its URL and process); stopped on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = gunicorn_argv(f"127.0.0.1:{port}", workers=SERVER_WORKERS, threads=jobs + 8)
+    argv = gunicorn_argv(f"127.0.0.1:{port}", workers=SERVER_WORKERS)
     proc = _spawn(argv, env, logs)
     try:
         yield url, proc

@@ -1,8 +1,10 @@
 """``stq server``: ``stq.api:app`` under gunicorn with settings that suit long polls.
 
-Claims are long polls (up to 30 s) that hold a thread each, so the workers are
-``gthread`` with many threads rather than sync workers, which a few idle
-runners would exhaust. Binding beyond loopback with no ``STQ_TOKEN`` would hand
+Claims are long polls (up to 30 s) that hold a thread each, and each runner
+keeps one connection busy with a request per task, so the workers are
+``stq.gunicorn_worker.ConnectionThreadWorker``: a thread per connection (see
+that module for why and what it measured). Plain ``gunicorn stq.api:app -k
+gthread --threads N`` serves the same API. Binding beyond loopback with no ``STQ_TOKEN`` would hand
 anyone on the network a way to run commands on every runner, so it is refused
 unless ``--insecure`` says the user means it.
 """
@@ -17,8 +19,7 @@ from collections.abc import Mapping
 from stq.errors import UsageError
 
 DEFAULT_BIND = "127.0.0.1:8000"
-#: Threads per gunicorn worker: each waiting runner holds one during its long poll.
-THREADS = 32
+WORKER_CLASS = "stq.gunicorn_worker.ConnectionThreadWorker"
 
 
 def split_bind(bind: str) -> tuple[str, int]:
@@ -38,7 +39,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def gunicorn_argv(bind: str, workers: int, threads: int = THREADS) -> list[str]:
+def gunicorn_argv(bind: str, workers: int) -> list[str]:
     """The gunicorn command line for ``stq.api:app``.
 
     No access log unless ``STQ_ACCESS_LOG`` is set: formatting a line per
@@ -56,9 +57,7 @@ def gunicorn_argv(bind: str, workers: int, threads: int = THREADS) -> list[str]:
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
+        WORKER_CLASS,
         "--timeout",
         "60",
         "--graceful-timeout",

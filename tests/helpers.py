@@ -15,6 +15,8 @@ from typing import TypeVar
 
 import requests
 
+from stq.server import WORKER_CLASS
+
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT = 20.0
@@ -60,6 +62,8 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
     #: More gunicorn options (e.g. an access log for benchmarks).
     extra_args: list[str] = field(default_factory=list)
+    #: gunicorn's ``--worker-class``: what ``stq server`` uses, or ``gthread`` (8 threads).
+    worker_class: str = WORKER_CLASS
     port: int = 0
     #: Restart on this port (fault tests restart a killed server where runners expect it).
     fixed_port: int = 0
@@ -84,9 +88,8 @@ class LiveServer:
                 "--workers",
                 str(self.workers),
                 "--worker-class",
-                "gthread",
-                "--threads",
-                "8",
+                self.worker_class,
+                *(["--threads", "8"] if self.worker_class == "gthread" else []),
                 "--graceful-timeout",
                 "2",
                 *self.extra_args,

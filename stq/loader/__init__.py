@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from stq.errors import Problem, WorkflowInvalid
+from stq.gc_pause import gc_paused
 from stq.loader.graph import graph_problems
 from stq.loader.locate import Locator
 from stq.loader.normalize import normalize
@@ -72,16 +73,18 @@ def load_workflow_text(text: str | bytes, filename: str = "<text>") -> WorkflowS
         raise _refuse(filename, f"the file is larger than the limit of {MAX_FILE_BYTES} bytes")
     if isinstance(text, bytes):
         text = _decode(text, filename)
-    try:
-        doc, marks = parse_yaml(text, filename)
-    except YamlError as ex:
-        raise WorkflowInvalid([ex.problem]) from None
-    return _check(Locator(doc, marks, filename))
+    with gc_paused():
+        try:
+            doc, marks = parse_yaml(text, filename)
+        except YamlError as ex:
+            raise WorkflowInvalid([ex.problem]) from None
+        return _check(Locator(doc, marks, filename))
 
 
 def load_workflow_document(doc: object) -> WorkflowSpec:
     """Check and normalize an already parsed document (the API's JSON body)."""
-    return _check(Locator(doc))
+    with gc_paused():
+        return _check(Locator(doc))
 
 
 def _check(where: Locator) -> WorkflowSpec:

@@ -50,27 +50,36 @@ class _Normalizer:
         return {k: _env_text(v, self.where.raw_text([*path, k])) for k, v in env.items()}
 
     def task(
-        self, name: str, task: dict[str, Any], defaults: dict[str, Any], base_env: dict[str, str]
+        self, name: str, task: dict[str, Any], defaults: dict[str, Any], base_env: MappingProxyType
     ) -> TaskSpec:
-        """One task with the defaults (already normalized) filled in."""
-        path = ["tasks", name]
-        fields = {**defaults, **task}
-        durations = {
-            key: self.seconds(task[key], [*path, key]) if key in task else defaults.get(key)
+        """One task with the defaults (already normalized) filled in.
+
+        Written for 100,000-task files: no work for what a task leaves out, and
+        tasks without ``env`` share the workflow's one (read-only) mapping.
+        """
+        fields = {**defaults, **task} if defaults else task
+        duration, retry_delay = (
+            self.seconds(task[key], ["tasks", name, key]) if key in task else defaults.get(key)
             for key in _DURATIONS
-        }
+        )
+        own_env = task.get("env")
+        env = (
+            MappingProxyType({**base_env, **self.env(own_env, ["tasks", name, "env"])})
+            if own_env
+            else base_env
+        )
         command = fields["command"]
         return TaskSpec(
             name=name,
             command=command if isinstance(command, str) else tuple(command),
             depends_on=tuple(task.get("depends_on", ())),
-            duration=durations["duration"],
+            duration=duration,
             max_attempts=fields.get("max_attempts", 1),
-            env=MappingProxyType({**base_env, **self.env(task.get("env", {}), [*path, "env"])}),
+            env=env,
             cwd=fields.get("cwd"),
             labels=tuple(fields.get("labels", ())),
             priority=fields.get("priority", 0),
-            retry_delay=durations["retry_delay"] or 0.0,
+            retry_delay=retry_delay or 0.0,
         )
 
 
@@ -78,7 +87,7 @@ def normalize(doc: dict[str, Any], where: Locator) -> tuple[WorkflowSpec, list[P
     """The spec, and the problems only normalization can see."""
     norm = _Normalizer(where)
     defaults = dict(doc.get("defaults", {}))
-    base_env = norm.env(defaults.pop("env", {}), ["defaults", "env"])
+    base_env = MappingProxyType(norm.env(defaults.pop("env", {}), ["defaults", "env"]))
     for key in _DURATIONS:
         if key in defaults:
             defaults[key] = norm.seconds(defaults[key], ["defaults", key])

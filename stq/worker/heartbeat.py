@@ -50,11 +50,19 @@ class Supervisor(threading.Thread):
         self._grace = grace
         self._cond = threading.Condition()
         self._watch: Watch | None = None
+        #: When this thread's current wait ends (-inf while it is awake, inf for no end).
+        self._asleep_until = float("-inf")
 
     def watch(self, job: Watch) -> None:
+        """Watch ``job``; wake this thread only if it would otherwise sleep past the job's needs.
+
+        Most attempts end long before their first heartbeat: not waking the thread
+        for each saves a thread switch per task on a busy runner.
+        """
         with self._cond:
             self._watch = job
-            self._cond.notify()
+            if _wake_time(job) < self._asleep_until:
+                self._cond.notify()
 
     def release(self, job: Watch) -> None:
         """The attempt's leader exited: wait for any kill in progress, then forget it."""
@@ -89,7 +97,7 @@ class Supervisor(threading.Thread):
             while True:
                 job = self._watch
                 if job is None:
-                    self._cond.wait()
+                    self._sleep(None)
                     continue
                 now = time.monotonic()
                 if job.kill_reason is None and job.deadline is not None and now >= job.deadline:
@@ -100,8 +108,15 @@ class Supervisor(threading.Thread):
                 if now >= job.next_beat:
                     job.next_beat = now + job.interval
                     return job, "beat"
-                wake = job.next_beat if job.deadline is None else min(job.next_beat, job.deadline)
-                self._cond.wait(wake - now)
+                self._sleep(_wake_time(job) - now)
+
+    def _sleep(self, seconds: float | None) -> None:
+        """Wait on the condition (its lock held) for ``seconds``, or until notified."""
+        self._asleep_until = float("inf") if seconds is None else time.monotonic() + seconds
+        try:
+            self._cond.wait(seconds)
+        finally:
+            self._asleep_until = float("-inf")
 
     def _forget(self, job: Watch) -> None:
         with self._cond:
@@ -116,3 +131,8 @@ class Supervisor(threading.Thread):
             return
         if cancel:
             self.kill("cancelled: the server asked to stop the command")
+
+
+def _wake_time(job: Watch) -> float:
+    """When the supervisor must next look at ``job``: its next heartbeat or its deadline."""
+    return job.next_beat if job.deadline is None else min(job.next_beat, job.deadline)

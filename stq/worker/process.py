@@ -5,6 +5,17 @@ a cancel kills the whole group, children such as a ``sleep`` it spawned
 included. stdout and stderr go together into one temporary file rather than a
 pipe, so the runner's memory stays flat however much the command prints, and
 only the last ``MAX_OUTPUT_BYTES`` are read back for the result.
+
+A shell command run in the runner's own working directory (the common case)
+is started with ``os.posix_spawn`` rather than ``subprocess.Popen``: the same
+child (``/bin/sh -c``, a new session, stdin from /dev/null, stdout and stderr
+into the output file, no other descriptor: Python opens every one
+non-inheritable, and those this process was given are made so before the first
+spawn), for about a third of Popen's CPU in the runner (0.06 against
+0.17 ms per task measured here), which counts when tasks take milliseconds.
+Python 3.11's ``posix_spawn`` cannot change directory, and its program lookup
+would use the runner's ``PATH`` rather than the task's, so a ``cwd`` or an argv
+command goes through Popen.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import subprocess
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from stq.settings import MAX_OUTPUT_BYTES
 
@@ -32,14 +43,43 @@ def resolve_cwd(cwd: str | None, base: Path) -> Path:
     return base if not cwd else base / cwd
 
 
-def start(
-    command: str | list[str], env: Mapping[str, str], cwd: Path, out: IO[bytes]
-) -> subprocess.Popen[bytes]:
+class Child(Protocol):
+    """A started command: its pid (also its process group) and a blocking wait."""
+
+    pid: int
+
+    def wait(self) -> int: ...
+
+
+class _Spawned:
+    """A child started by ``posix_spawn``, waited for as Popen would."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)  # a signal handler's exception leaves it unreaped
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+_SHELL = "/bin/sh"
+#: Where this process's open descriptors are listed (Linux); elsewhere every command uses Popen.
+_OWN_FDS = "/proc/self/fd"
+_CAN_SPAWN = os.path.isdir(_OWN_FDS)
+_inherited_made_private = False
+
+
+def start(command: str | list[str], env: Mapping[str, str], cwd: Path, out: IO[bytes]) -> Child:
     """Start ``command`` in a new process group writing into ``out``; raise CannotStart."""
     if not cwd.is_dir():
         raise CannotStart(f"cannot start: working directory {str(cwd)!r} does not exist")
-    argv: list[str] = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    argv: list[str] = [_SHELL, "-c", command] if isinstance(command, str) else list(command)
     try:
+        if isinstance(command, str) and _CAN_SPAWN and os.path.samefile(cwd, "."):
+            return _spawn_here(argv, env, out)
         return subprocess.Popen(
             argv,
             cwd=cwd,
@@ -56,6 +96,42 @@ def start(
         raise CannotStart(f"cannot start: permission denied running {argv[0]!r}") from ex
     except OSError as ex:
         raise CannotStart(f"cannot start {argv[0]!r}: {ex.strerror or ex}") from ex
+
+
+def _spawn_here(argv: list[str], env: Mapping[str, str], out: IO[bytes]) -> _Spawned:
+    """``argv[0]`` is a path: run it here, in a new session, as ``start`` describes."""
+    _make_inherited_private()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        pid = os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 2),
+            ],
+            setsid=True,
+        )
+    finally:
+        os.close(devnull)
+    return _Spawned(pid)
+
+
+def _make_inherited_private() -> None:
+    """Once: descriptors this process inherited are not passed on (Popen's ``close_fds``)."""
+    global _inherited_made_private
+    if _inherited_made_private:
+        return
+    for name in os.listdir(_OWN_FDS):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listing's own descriptor, closed since
+    _inherited_made_private = True
 
 
 def signal_group(pgid: int, sig: int) -> bool:

@@ -1,5 +1,6 @@
-"""A real ``gunicorn stq.api:app -w 4 -k gthread`` on a free loopback port: concurrent
-claimers, exclusive holds, kill -9 recovery and the long-poll wake-up time."""
+"""A real ``gunicorn stq.api:app -w 4`` on a free loopback port, with ``stq server``'s
+worker class and with plain ``gthread``: concurrent claimers, exclusive holds, kill -9
+recovery and the long-poll wake-up time."""
 
 from __future__ import annotations
 
@@ -15,9 +16,20 @@ from typing import Any
 import pytest
 import requests
 
+from stq.server import WORKER_CLASS
 from tests.helpers import LiveServer, wait_until
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=[WORKER_CLASS, "gthread"], ids=["connection-threads", "gthread"])
+def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    """Both ways to serve the API: what ``stq server`` runs, and gunicorn's own gthread."""
+    server = LiveServer(db=tmp_path / "stq.db", worker_class=request.param).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def many(n: int, **task: Any) -> dict[str, Any]:

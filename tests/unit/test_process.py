@@ -31,6 +31,64 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@pytest.fixture(params=["here", "elsewhere"])
+def workdir(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Where a shell command runs: the runner's own directory (``posix_spawn``) or another
+    (``Popen``); both must start the same child."""
+    if request.param == "here":
+        monkeypatch.chdir(tmp_path)
+        return Path(".")
+    return tmp_path
+
+
+SHOW_SETUP = (
+    'echo "session=$(cut -d" " -f6 /proc/$$/stat) pid=$$"; '
+    "echo stdin=$(readlink /proc/$$/fd/0); "
+    "ls /proc/$$/fd > fds; echo fds=$(sort -n fds | tr '\\n' ' '); "
+    "echo to-stderr 1>&2; exit 3"
+)
+
+
+def setup_seen(out: IO[bytes], cwd: Path) -> list[str]:
+    out.seek(0)
+    out.truncate()
+    proc = process.start(SHOW_SETUP, os.environ, cwd, out)
+    assert proc.wait() == 3
+    return process.read_tail(out).splitlines()
+
+
+def test_a_shell_command_runs_alone_in_its_own_session(out: IO[bytes], workdir: Path) -> None:
+    lines = setup_seen(out, workdir)
+    session, pid = (part.split("=")[1] for part in lines[0].split())
+    assert session == pid  # a new session: a kill of its group reaches everything it starts
+    assert lines[1] == "stdin=/dev/null"
+    assert lines[3] == "to-stderr"
+
+
+def test_spawned_and_popened_commands_hold_the_same_descriptors(
+    out: IO[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inherited = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(inherited, True)  # as if the runner had been given it by its parent...
+    monkeypatch.setattr(process, "_inherited_made_private", False)  # ...before its first spawn
+    try:
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path)
+        here = setup_seen(out, Path("."))[2]
+        elsewhere = setup_seen(out, tmp_path / "elsewhere")[2]
+    finally:
+        os.close(inherited)
+    assert str(inherited) not in here.split("=")[1].split()
+    assert here == elsewhere
+
+
+def test_a_signal_death_reads_the_same_either_way(out: IO[bytes], workdir: Path) -> None:
+    proc = process.start("kill -TERM $$", os.environ, workdir, out)
+    assert process.describe_exit(proc.wait()) == (143, "killed by SIGTERM")
+
+
 def test_shell_string_gets_env_and_cwd(out: IO[bytes], tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     env = {**os.environ, "GREETING": "hello"}
@@ -77,15 +135,15 @@ def test_cannot_start_is_a_clear_message(
         process.start(command, os.environ, process.resolve_cwd(cwd, tmp_path), out)
 
 
-def test_kill_group_takes_children_with_it(out: IO[bytes], tmp_path: Path) -> None:
-    proc = process.start("sleep 300 & echo $!; wait", os.environ, tmp_path, out)
+def test_kill_group_takes_children_with_it(out: IO[bytes], workdir: Path) -> None:
+    proc = process.start("sleep 300 & echo $!; wait", os.environ, workdir, out)
     child = int(wait_until(lambda: process.read_tail(out).strip(), what="child pid"))
     assert alive(child)
     exited = threading.Event()
     started = time.monotonic()
     killer = threading.Thread(target=process.kill_group, args=(proc.pid, exited, 5.0))
     killer.start()
-    returncode = proc.wait(10)
+    returncode = proc.wait()
     exited.set()
     killer.join(10)
     assert time.monotonic() - started < 4  # SIGTERM sufficed: no grace period waited out

@@ -1,0 +1,207 @@
+"""``stq.gunicorn_worker.ConnectionThreadWorker`` under a real gunicorn: balance, limits, cleanup.
+
+What the worker promises beyond serving the API (which every live-server test
+checks): keep-alive connections spread over the workers, long polls are not
+capped by a thread pool, an idle connection's thread and store connection go
+away, pipelined requests are answered in order, and a stop does not wait for
+idle keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from stq.gunicorn_worker import REQUESTS_PER_CONNECTION
+from tests.helpers import LiveServer, wait_until
+
+pytestmark = pytest.mark.slow
+
+GET_HEALTH = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\n"
+GET_LIST = b"GET /api/v1/workflows HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def serving(*args: object) -> pytest.MarkDecorator:
+    """The ``server`` fixture with ``args``: the number of workers, then gunicorn options."""
+    return pytest.mark.parametrize("server", [args], indirect=True, ids=["-".join(map(str, args))])
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live server with the worker count and gunicorn options ``serving`` names."""
+    workers, *extra = request.param
+    live = LiveServer(db=tmp_path / "stq.db", workers=workers, extra_args=list(extra)).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def worker_pids(server: LiveServer) -> list[int]:
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def accepting(pid: int) -> bool:
+    """Whether a worker has booted: its main thread waits for connections."""
+    return Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait"
+
+
+def tcp_connections(pid: int) -> int:
+    """Open TCP sockets of a process, the listening one included."""
+    return sum(
+        1 for fd in Path(f"/proc/{pid}/fd").iterdir() if _readlink(fd).startswith("socket:")
+    )
+
+
+def threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(
+        next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:"))
+    )
+
+
+def open_files(pid: int) -> int:
+    return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+
+
+def _readlink(path: Path) -> str:
+    try:
+        return str(path.readlink())
+    except OSError:
+        return ""
+
+
+def ask(sock: socket.socket, request: bytes, answers: int = 1) -> bytes:
+    """Send ``request`` and read until ``answers`` complete responses have arrived."""
+    sock.sendall(request)
+    data = b""
+    while data.count(b"HTTP/1.1 ") < answers or not _complete(data, answers):
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection; got {data!r}"
+        data += chunk
+    return data
+
+
+def _complete(data: bytes, answers: int) -> bool:
+    """Whether the last of ``answers`` responses has its whole Content-Length body."""
+    head, sep, body = data.rpartition(b"\r\n\r\n")
+    if not sep:
+        return False
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")[::-1]
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    return len(body) >= length
+
+
+def connect(server: LiveServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+@serving(2)
+def test_keep_alive_connections_spread_over_the_workers(server: LiveServer) -> None:
+    pids = worker_pids(server)
+    assert len(pids) == 2
+    wait_until(lambda: all(accepting(pid) for pid in pids), what="both workers to boot")
+    before = {pid: tcp_connections(pid) for pid in pids}
+    sockets = []
+    try:
+        for _ in range(8):  # one at a time, each answered, like runners starting up
+            sock = connect(server)
+            assert b"200 OK" in ask(sock, GET_HEALTH)
+            sockets.append(sock)
+        held = {pid: tcp_connections(pid) - before[pid] for pid in pids}
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert sum(held.values()) == 8
+    assert min(held.values()) >= 3, held  # all 8 on one worker would leave a core idle
+
+
+@serving(1)
+def test_long_polls_are_not_capped_by_a_thread_pool(server: LiveServer) -> None:
+    """60 claims wait 3 s each on one worker at once (gthread would serve 8 or 32 at a time)."""
+
+    def claim(i: int) -> tuple[int, float]:
+        started = time.monotonic()
+        answer = requests.post(
+            f"{server.url}/api/v1/attempts/claim", json={"runner": f"r{i}", "wait": 3}, timeout=30
+        )
+        return answer.status_code, time.monotonic() - started
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(60) as pool:
+        answers = list(pool.map(claim, range(60)))
+    elapsed = time.monotonic() - started
+    assert {status for status, _ in answers} == {204}
+    assert min(took for _, took in answers) >= 2.9  # each one really waited
+    assert elapsed < 5.5  # ...and side by side: two rounds of 3 s would take 6
+
+
+@serving(1, "--keep-alive", "1")
+def test_idle_connections_close_and_leave_no_thread_or_open_file(server: LiveServer) -> None:
+    (pid,) = worker_pids(server)
+
+    def twenty_connections() -> None:
+        sockets = [connect(server) for _ in range(20)]
+        for sock in sockets:
+            assert b"200 OK" in ask(sock, GET_LIST)  # each thread uses its own store connection
+        assert threads(pid) >= 21
+        for sock in sockets:  # idle: the server closes each after --keep-alive 1
+            sock.settimeout(10)
+            assert sock.recv(1) == b""
+            sock.close()
+        wait_until(lambda: threads(pid) == 1, timeout=10, what="the connections' threads to end")
+
+    twenty_connections()
+    files = open_files(pid)  # spare store connections are kept for later threads...
+    twenty_connections()
+    assert open_files(pid) == files  # ...and reused: a second round opens nothing more
+
+
+@serving(1)
+def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
+    with connect(server) as sock:
+        answers = ask(sock, GET_HEALTH + GET_LIST + GET_HEALTH, answers=3)
+    first, second, third = answers.split(b"HTTP/1.1 ")[1:]
+    assert b'"ok": true' in first.replace(b'"ok":true', b'"ok": true')
+    assert b"workflows" in second
+    assert b"ok" in third
+
+
+@serving(1, "--graceful-timeout", "20")
+def test_a_stop_does_not_wait_for_idle_keep_alive_connections(server: LiveServer) -> None:
+    sockets = [connect(server) for _ in range(3)]
+    for sock in sockets:
+        assert b"200 OK" in ask(sock, GET_HEALTH)
+    assert server.process is not None
+    started = time.monotonic()
+    server.process.terminate()  # the arbiter stops its workers gracefully
+    server.process.wait(20)
+    took = time.monotonic() - started
+    for sock in sockets:
+        sock.close()
+    assert took < 8, took  # well inside --graceful-timeout 20: idle connections were shut
+
+
+@serving(1)
+def test_a_connection_closes_after_its_quota_of_requests(server: LiveServer) -> None:
+    """So runners that all reached one worker spread out again when they reconnect."""
+    with connect(server) as sock:
+        for _ in range(REQUESTS_PER_CONNECTION - 1):
+            assert b"Connection: keep-alive" in ask(sock, GET_HEALTH)
+        assert b"Connection: close" in ask(sock, GET_HEALTH)
+        assert sock.recv(1) == b""
