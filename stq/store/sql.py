@@ -460,32 +460,30 @@ class _WhenThreadEnds:
         self.action = action
 
     def __del__(self) -> None:
-        self.action()
+        try:
+            self.action()
+        except Exception:  # at interpreter exit the store may be half torn down: nothing to keep
+            pass
 
 
 def _task_rows(wid: int, spec: WorkflowSpec, depends: list[tuple[str, ...]], now: float):
     """INSERT_TASK's parameters for each task, in file order.
 
-    Tasks usually share their ``env`` (the workflow's, see the loader) and
-    often their other lists, so each distinct one is encoded once: a
-    100,000-task submit spent a fifth of its store time in ``json.dumps``.
+    Tasks without an ``env`` of their own share the workflow's mapping (see
+    the loader), so each distinct one is encoded once, not once per task.
     """
-    encoded: dict[int, str] = {}
-
-    def once(value: Any, encode: Callable[[Any], str]) -> str:
-        text = encoded.get(id(value))
-        if text is None:
-            text = encoded[id(value)] = encode(value)
-        return text
-
+    envs: dict[int, str] = {}
     for position, task in enumerate(spec.tasks):
+        env = envs.get(id(task.env))
+        if env is None:
+            env = envs[id(task.env)] = _dump_env(task.env)
         needs = depends[position]
         yield (
             wid,
             position,
             task.name,
             records.dump_command(task.command),
-            once(task.env, _dump_env),
+            env,
             task.cwd,
             None if task.duration is None else float(task.duration),
             int(task.max_attempts),

@@ -7,12 +7,13 @@ pipe, so the runner's memory stays flat however much the command prints, and
 only the last ``MAX_OUTPUT_BYTES`` are read back for the result.
 
 A shell command run in the runner's own working directory (the common case)
-is started with ``os.posix_spawn`` rather than ``subprocess.Popen``: the same
-child (``/bin/sh -c``, a new session, stdin from /dev/null, stdout and stderr
-into the output file, no other descriptor: Python opens every one
-non-inheritable, and those this process was given are made so before the first
-spawn), for about a third of Popen's CPU in the runner (0.06 against
-0.17 ms per task measured here), which counts when tasks take milliseconds.
+is started with ``os.posix_spawn`` rather than ``subprocess.Popen``, for about
+a third of Popen's CPU in the runner (0.06 against 0.17 ms per task measured
+here), which counts when tasks take milliseconds. The child is the same:
+``/bin/sh -c``, a new session, default handling of the signals Python ignores,
+stdin from /dev/null, stdout and stderr into the output file, and no other
+descriptor (Python opens every one non-inheritable, and those this process
+was given are made so before the first spawn).
 Python 3.11's ``posix_spawn`` cannot change directory, and its program lookup
 would use the runner's ``PATH`` rather than the task's, so a ``cwd`` or an argv
 command goes through Popen.
@@ -66,6 +67,11 @@ class _Spawned:
 
 
 _SHELL = "/bin/sh"
+#: Signals Python ignores that a command must get back at their defaults (Popen's
+#: ``restore_signals``): with SIGPIPE ignored, ``yes | head -1`` would complain.
+_RESTORED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
 #: Where this process's open descriptors are listed (Linux); elsewhere every command uses Popen.
 _OWN_FDS = "/proc/self/fd"
 _CAN_SPAWN = os.path.isdir(_OWN_FDS)
@@ -113,6 +119,7 @@ def _spawn_here(argv: list[str], env: Mapping[str, str], out: IO[bytes]) -> _Spa
                 (os.POSIX_SPAWN_DUP2, out.fileno(), 2),
             ],
             setsid=True,
+            setsigdef=_RESTORED_SIGNALS,
         )
     finally:
         os.close(devnull)

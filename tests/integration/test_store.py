@@ -7,7 +7,9 @@ unchanged against both dialects.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -705,3 +707,26 @@ def _write_version_1(url: str, kind: str) -> None:
         for statement in [*schema_statements("postgres.sql"), *rows]:
             pg.execute(statement)
         pg.execute("INSERT INTO stq_schema (version) VALUES (1)")
+
+
+def test_threads_that_end_leave_no_open_database_files(tmp_path: Path, clock: FakeClock) -> None:
+    """The server answers each HTTP connection on its own thread: their SQLite
+    connections are handed on to later threads, not left open one per thread."""
+    store = _open_sqlite(tmp_path, clock)
+
+    def fifty_threads() -> None:
+        for _ in range(50):
+            thread = threading.Thread(target=lambda: store.list_workflows(limit=1))
+            thread.start()
+            thread.join()
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    try:
+        fifty_threads()
+        before = open_files()
+        fifty_threads()
+        assert open_files() == before
+    finally:
+        store.close()

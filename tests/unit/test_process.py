@@ -84,6 +84,13 @@ def test_spawned_and_popened_commands_hold_the_same_descriptors(
     assert here == elsewhere
 
 
+def test_a_command_gets_default_signal_handling(out: IO[bytes], workdir: Path) -> None:
+    """Python ignores SIGPIPE; a command must not: ``yes`` dies quietly when ``head`` is done."""
+    proc = process.start("yes | head -n 1", os.environ, workdir, out)
+    assert proc.wait() == 0
+    assert process.read_tail(out) == "y\n"
+
+
 def test_a_signal_death_reads_the_same_either_way(out: IO[bytes], workdir: Path) -> None:
     proc = process.start("kill -TERM $$", os.environ, workdir, out)
     assert process.describe_exit(proc.wait()) == (143, "killed by SIGTERM")
