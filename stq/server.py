@@ -62,6 +62,9 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
         "60",
         "--graceful-timeout",
         "5",
+        # gunicorn 27's admin socket is one path per user (~/.gunicorn/gunicorn.ctl):
+        # several servers on one host would take it from each other, and STQ needs none.
+        "--no-control-socket",
         *access,
     ]
 

@@ -92,6 +92,7 @@ class LiveServer:
                 *(["--threads", "8"] if self.worker_class == "gthread" else []),
                 "--graceful-timeout",
                 "2",
+                "--no-control-socket",  # nothing of a test's server lands in $HOME
                 *self.extra_args,
             ]
             with open(self.log, "wb") as log:

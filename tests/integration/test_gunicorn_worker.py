@@ -9,7 +9,10 @@ idle keep-alive connections.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +22,7 @@ import pytest
 import requests
 
 from stq.gunicorn_worker import REQUESTS_PER_CONNECTION
-from tests.helpers import LiveServer, wait_until
+from tests.helpers import BIN, LiveServer, free_port, scrubbed_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -205,3 +208,37 @@ def test_a_connection_closes_after_its_quota_of_requests(server: LiveServer) -> 
             assert b"Connection: keep-alive" in ask(sock, GET_HEALTH)
         assert b"Connection: close" in ask(sock, GET_HEALTH)
         assert sock.recv(1) == b""
+
+
+def test_stq_server_runs_this_worker_and_leaves_no_control_socket(tmp_path: Path) -> None:
+    """gunicorn 27 would put an admin socket at ~/.gunicorn/gunicorn.ctl, one path for
+    every server of the user; ``stq server`` turns it off."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = scrubbed_env({"HOME": str(tmp_path)})
+    argv = [
+        str(BIN / "stq"),
+        "server",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--db",
+        str(tmp_path / "s.db"),
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}"), timeout=20, what="stq server")
+        assert "Using worker: stq.gunicorn_worker.ConnectionThreadWorker" in log.read_text()
+        assert not (tmp_path / ".gunicorn").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/api/v1/health", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
