@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from gunicorn import http, util
+from gunicorn import sock as gunicorn_sock
 from gunicorn.http import wsgi
 from gunicorn.workers import base
 
@@ -40,6 +41,10 @@ from gunicorn.workers import base
 ACCEPT_DELAY_PER_CONNECTION = 0.0005
 #: Cap on that wait.
 MAX_ACCEPT_DELAY = 0.01
+#: Seconds accepting pauses when the process is out of descriptors or threads.
+RESOURCE_PAUSE = 0.1
+#: accept() errors that mean "out of resources for now", not "broken".
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 #: Seconds a new connection may take to send its first request (gthread waits as long).
 FIRST_REQUEST_WAIT = 5.0
 #: Requests answered on one connection before it is closed, so busy runners connect
@@ -102,13 +107,31 @@ class ConnectionThreadWorker(base.Worker):
         except OSError as ex:
             if ex.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 return  # an idler worker took it
+            if ex.errno in _OUT_OF_RESOURCES:
+                self._starved(ex)  # the connection waits in the backlog meanwhile
+                return
             raise
         sock.setblocking(True)
         conn = _Connection(sock)
         with self.lock:
             self.connections.add(conn)
         server = listener.getsockname()
-        threading.Thread(target=self.serve, args=(conn, addr, server), daemon=True).start()
+        try:
+            threading.Thread(target=self.serve, args=(conn, addr, server), daemon=True).start()
+        except RuntimeError as ex:  # "can't start new thread": the system's thread limit
+            with self.lock:
+                self.connections.discard(conn)
+            sock.close()
+            self._starved(ex)
+
+    def _starved(self, ex: BaseException) -> None:
+        """Out of descriptors or threads: say so, and pause accepting rather than crash.
+
+        A crashed worker would drop every connection it holds; the ones that
+        finish free what the next accept needs.
+        """
+        self.log.error("Cannot accept a connection now (%s); retrying shortly", ex)
+        time.sleep(RESOURCE_PAUSE)
 
     def stop_serving(self) -> None:
         """Close idle connections now; give busy ones ``--graceful-timeout`` to finish."""
@@ -129,7 +152,7 @@ class ConnectionThreadWorker(base.Worker):
         req = None
         try:
             if self.cfg.is_ssl:
-                sock = conn.sock = _ssl_wrap(sock, self.cfg)
+                sock = conn.sock = gunicorn_sock.ssl_wrap_socket(sock, self.cfg)
             parser = http.RequestParser(self.cfg, sock, addr)
             wait, answered, keepalive = FIRST_REQUEST_WAIT, 0, True
             while keepalive and self.alive and answered < REQUESTS_PER_CONNECTION:
@@ -206,9 +229,3 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _ssl_wrap(sock: socket.socket, cfg: Any) -> socket.socket:
-    from gunicorn import sock as gsock
-
-    return gsock.ssl_wrap_socket(sock, cfg)

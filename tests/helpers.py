@@ -37,6 +37,14 @@ def wait_until(
         time.sleep(interval)
 
 
+def healthy(url: str) -> bool:
+    """Whether the STQ server at ``url`` answers its health check."""
+    try:
+        return requests.get(f"{url}/api/v1/health", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -110,11 +118,8 @@ class LiveServer:
             assert self.process is not None
             if self.process.poll() is not None:
                 return False
-            try:
-                if requests.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return True
-            except requests.RequestException:
-                pass
+            if healthy(self.url):
+                return True
             time.sleep(0.05)
         return False
 

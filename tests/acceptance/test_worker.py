@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.acceptance.support import Api, Runner, pid_alive, stq, submit, write
-from tests.helpers import BIN, LiveServer, scrubbed_env, wait_until
+from tests.helpers import BIN, LiveServer, healthy, scrubbed_env, wait_until
 
 Start = Callable[..., LiveServer]
 StartRunner = Callable[..., Runner]
@@ -216,17 +216,8 @@ def restart_on(server: LiveServer, port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), timeout=20, what="restart")
+    wait_until(lambda: healthy(f"http://127.0.0.1:{port}"), timeout=20, what="restart")
     return proc
-
-
-def _healthy(url: str) -> bool:
-    import requests
-
-    try:
-        return requests.get(url + "/api/v1/health", timeout=1).ok
-    except requests.RequestException:
-        return False
 
 
 def test_labels_route_tasks(tmp_path: Path, start_server: Start, start_runner) -> None:

@@ -10,6 +10,7 @@ idle keep-alive connections.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,7 +23,8 @@ import pytest
 import requests
 
 from stq.gunicorn_worker import REQUESTS_PER_CONNECTION
-from tests.helpers import BIN, LiveServer, free_port, scrubbed_env, wait_until
+from stq.server import WORKER_CLASS
+from tests.helpers import BIN, LiveServer, free_port, healthy, scrubbed_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -237,8 +239,36 @@ def test_stq_server_runs_this_worker_and_leaves_no_control_socket(tmp_path: Path
         proc.wait(20)
 
 
-def healthy(url: str) -> bool:
+def test_a_worker_out_of_descriptors_pauses_instead_of_dying(tmp_path: Path) -> None:
+    """More connections than the process may open: the worker must live on (a crash would
+    drop every runner it serves) and answer again once some connections close."""
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    argv = [str(BIN / "gunicorn"), "stq.api:app", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    argv += ["--worker-class", WORKER_CLASS, "--no-control-socket"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            env=scrubbed_env({"STQ_DB": str(tmp_path / "s.db")}),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
+        )
+    sockets: list[socket.socket] = []
     try:
-        return requests.get(f"{url}/api/v1/health", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}"), timeout=20, what="gunicorn")
+        (worker,) = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        for _ in range(100):  # past the limit of 64: later ones wait in the listen backlog
+            sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        wait_until(lambda: "Cannot accept a connection now" in log.read_text(), what="the pause")
+        for sock in sockets:
+            sock.close()
+        sockets.clear()
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}"), timeout=20, what="answers again")
+        assert Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() == [worker]
+    finally:
+        for sock in sockets:
+            sock.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)

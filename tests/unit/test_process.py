@@ -91,6 +91,18 @@ def test_a_command_gets_default_signal_handling(out: IO[bytes], workdir: Path) -
     assert process.read_tail(out) == "y\n"
 
 
+def test_a_command_runs_though_the_runners_own_directory_is_gone(
+    out: IO[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "task").mkdir()
+    monkeypatch.chdir(tmp_path / "gone")
+    (tmp_path / "gone").rmdir()
+    proc = process.start("pwd", os.environ, tmp_path / "task", out)
+    assert proc.wait() == 0
+    assert process.read_tail(out) == f"{tmp_path / 'task'}\n"
+
+
 def test_a_signal_death_reads_the_same_either_way(out: IO[bytes], workdir: Path) -> None:
     proc = process.start("kill -TERM $$", os.environ, workdir, out)
     assert process.describe_exit(proc.wait()) == (143, "killed by SIGTERM")
