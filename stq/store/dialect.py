@@ -93,6 +93,9 @@ class Dialect:
         conn.execute("COMMIT")
         return [conn.execute(statement).fetchone() for statement in after]
 
+    def after_write(self, conn: Any) -> None:
+        """Housekeeping after a write transaction committed on ``conn``; never raises."""
+
     def sql(self, text: str) -> str:
         """``text`` with ``?`` placeholders rewritten to this driver's style."""
         return text if self.placeholder == "?" else _rewrite(text, self.placeholder)

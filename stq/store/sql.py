@@ -146,6 +146,8 @@ class SqlStore:
                     tx = Tx(conn, self.dialect, self.clock())
                     yield tx
                     tx.checked = self.dialect.commit(conn, tx.tail, tx.after)
+                    if begin != self.dialect.begin_read:
+                        self.dialect.after_write(conn)
                 except BaseException:
                     self._rollback(conn)
                     raise
