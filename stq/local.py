@@ -33,9 +33,11 @@ from stq.server import gunicorn_argv
 log = logging.getLogger("stq.run")
 STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
-#: gunicorn workers of the embedded server, as ``stq server``'s default: measured on the
-#: 2-core benchmark machine, 2 beat 1 (W3 3.2 s vs 3.8 s, W2 0.46 s vs 0.61 s), since one
-#: process's GIL caps the server at one core while the runners' commands wait on it.
+#: gunicorn workers of the embedded server. Measured on the 2-core benchmark machine:
+#: 2 beat 1 (W3 3.2 s vs 3.8 s, W2 0.46 s vs 0.61 s), since one process's GIL caps the
+#: server at one core while the runners' commands wait on it. ``stq server``'s default
+#: (4 there) serves W1 about 7% faster but starts 0.25 s slower, which a small
+#: workflow run on a laptop or in CI feels more (2026-12-01).
 SERVER_WORKERS = 2
 
 

@@ -1,0 +1,21 @@
+"""``stq server``'s default worker count follows the CPUs this process may use."""
+
+from __future__ import annotations
+
+import pytest
+
+from stq import server
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 2), (2, 4), (3, 6), (4, 8), (64, 8)])
+def test_two_workers_per_cpu_at_most_eight(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, workers: int
+) -> None:
+    monkeypatch.setattr(server.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert server.default_workers() == workers
+
+
+def test_without_affinity_the_cpu_count_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(server.os, "sched_getaffinity")
+    monkeypatch.setattr(server.os, "cpu_count", lambda: None)  # unknown: one CPU
+    assert server.default_workers() == 2
