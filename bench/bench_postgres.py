@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import procs  # noqa: E402
+from stq.server import default_workers  # noqa: E402
 from tests.pg import admin, database_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "postgres.md"
@@ -115,7 +116,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--runners", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workers", type=int, help="gunicorn workers per server (default: 2)")
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers per server (default: stq server's)"
+    )
     args = parser.parse_args()
     walls: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -128,7 +131,8 @@ def main() -> None:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} "
         f"cores: {args.tasks} x `true`, {args.runners} `stq worker` processes, medians of "
-        f"{args.repeat}; gunicorn workers per server: {args.workers or 'default (2)'}.",
+        f"{args.repeat}; gunicorn workers per server: "
+        f"{args.workers or f'default ({default_workers()})'}.",
         "",
         "| store | wall (s) | tasks/s | vs SQLite |",
         "|---|---|---|---|",
