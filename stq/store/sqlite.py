@@ -13,17 +13,19 @@ Why these settings:
   commits (they were not fsynced), which is the usual trade for a queue.
 - Foreign keys are on so a bug can never leave an attempt without its task.
 - Checkpoints: SQLite's own (after a commit that leaves 1,000 pages in the
-  WAL, with ``PASSIVE``) never gets to *restart* the WAL while writers
+  WAL, with ``PASSIVE``) never gets to *rewind* the WAL while writers
   follow one another without a gap, as several runners' results do: a
-  restart needs a writer that begins after everything was copied back, and
+  rewind needs a writer that begins after everything was copied back, and
   the next writer always began first. The WAL then only grows, and every
   commit runs a checkpoint with two fsyncs: a tenth to a fifth of a busy
   server's CPU. So each process checkpoints every ``CHECKPOINT_EVERY``
   writes itself: ``PASSIVE`` copies the WAL back without stopping anyone,
   then ``RESTART`` holds writers back for the few pages written meanwhile
-  and rewinds the WAL, waiting at most ``CHECKPOINT_WAIT`` (if that is not
-  enough, it tries again ``CHECKPOINT_RETRY`` writes later). SQLite's own
-  stays on, at ``AUTOCHECKPOINT_PAGES``, for large writes.
+  and rewinds the WAL, waiting at most ``CHECKPOINT_WAIT``. While a long
+  read keeps the WAL from being rewound, that wait would hold every writer
+  back each time, so a process that could not rewind tries again only
+  after ``CHECKPOINT_BACKOFF``. SQLite's own checkpoint stays on, at
+  ``AUTOCHECKPOINT_PAGES``, for large writes.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from stq.store.dialect import SCHEMA_VERSION, Dialect, create_schema
 #: Seconds a connection waits for another one's write lock before giving up.
 BUSY_TIMEOUT = 30.0
 #: Write commits of one process between two of its checkpoints.
-CHECKPOINT_EVERY = 50
-#: Write commits after a checkpoint that could not rewind the WAL before the next try.
-CHECKPOINT_RETRY = 5
+CHECKPOINT_EVERY = 100
+#: Seconds before a process tries again after a checkpoint that could not rewind the
+#: WAL (a long read holds it): each try holds writers back for up to CHECKPOINT_WAIT.
+CHECKPOINT_BACKOFF = 0.5
 #: Seconds a checkpoint waits for the current writer and readers before giving up.
 CHECKPOINT_WAIT = 0.005
 #: WAL pages at which SQLite checkpoints on its own: after a large write (a big
@@ -65,7 +68,9 @@ class SqliteDialect(Dialect):
         self.path = path
         self._schema_ready = False
         self._writes = itertools.count(1)
-        self._checkpoint_at = CHECKPOINT_EVERY  # threads race on it: one try more or fewer
+        self._next_try = 0.0  # threads race on it: one try more or fewer
+        #: When a checkpoint may be tried again (a test may stop it).
+        self.clock: Callable[[], float] = time.monotonic
 
     def connect(self) -> sqlite3.Connection:
         try:
@@ -92,9 +97,8 @@ class SqliteDialect(Dialect):
         return f" INDEXED BY {index}"
 
     def after_write(self, conn: sqlite3.Connection) -> None:
-        """Now and then, empty and rewind the WAL: see the module docstring."""
-        written = next(self._writes)
-        if written < self._checkpoint_at:
+        """Every ``CHECKPOINT_EVERY`` writes of this process, empty and rewind the WAL."""
+        if next(self._writes) % CHECKPOINT_EVERY or self.clock() < self._next_try:
             return
         rewound = False
         try:
@@ -107,7 +111,7 @@ class SqliteDialect(Dialect):
                 conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         except sqlite3.Error:
             pass  # housekeeping: the write is committed whatever this says
-        self._checkpoint_at = written + (CHECKPOINT_EVERY if rewound else CHECKPOINT_RETRY)
+        self._next_try = 0.0 if rewound else self.clock() + CHECKPOINT_BACKOFF
 
     def change_marker(self, borrow: Callable[[], AbstractContextManager[Any]]) -> object:
         with borrow() as conn:
