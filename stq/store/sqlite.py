@@ -68,8 +68,8 @@ class SqliteDialect(Dialect):
         self.path = path
         self._schema_ready = False
         self._writes = itertools.count(1)
-        self._next_try = 0.0  # threads race on it: one try more or fewer
-        #: When a checkpoint may be tried again (a test may stop it).
+        self._next_try = 0.0  # after a try that could not rewind; threads race on it, harmlessly
+        #: The clock ``CHECKPOINT_BACKOFF`` is measured on (a test may stop it).
         self.clock: Callable[[], float] = time.monotonic
 
     def connect(self) -> sqlite3.Connection:
