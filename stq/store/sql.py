@@ -138,7 +138,7 @@ class SqlStore:
             yield conn
 
     @contextmanager
-    def _tx(self, begin: str) -> Iterator[Tx]:
+    def _tx(self, begin: str, writes: bool = False) -> Iterator[Tx]:
         try:
             with self._borrow() as conn:
                 conn.execute(begin)  # PostgreSQL: BEGIN and its lock in one round trip
@@ -146,11 +146,11 @@ class SqlStore:
                     tx = Tx(conn, self.dialect, self.clock())
                     yield tx
                     tx.checked = self.dialect.commit(conn, tx.tail, tx.after)
-                    if begin != self.dialect.begin_read:
-                        self.dialect.after_write(conn)
                 except BaseException:
                     self._rollback(conn)
                     raise
+                if writes:  # committed: nothing from here on may roll it back
+                    self.dialect.after_write(conn)
         except self.dialect.retry_errors:
             raise  # the caller runs the transaction again
         except self.dialect.unavailable_errors as ex:
@@ -175,7 +175,7 @@ class SqlStore:
         begin = self.dialect.begin_exclusive if exclusive else self.dialect.begin_write
         for tries in range(1, MAX_WRITE_TRIES + 1):
             try:
-                with self._tx(begin) as tx:
+                with self._tx(begin, writes=True) as tx:
                     if self._due_unknown(tx.now):
                         transitions.expire_due(tx, self.heartbeat_timeout)
                         self._nothing_due_at = tx.now
