@@ -37,6 +37,15 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.http import wsgi
 from gunicorn.workers import base
 
+from stq.lean_http import (
+    CachedDateResponse,
+    NoRequest,
+    PlainReader,
+    PlainRequest,
+    plain_environ,
+    plain_possible,
+)
+
 #: Seconds a worker waits per connection it already holds before accepting another.
 ACCEPT_DELAY_PER_CONNECTION = 0.0005
 #: Cap on that wait.
@@ -86,6 +95,7 @@ class ConnectionThreadWorker(base.Worker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.settled = _SettledConfig(self.cfg)  # what the request path reads
+        self.base_environ = wsgi.base_environ(self.cfg)  # a plain request's environ's start
         self.connections: set[_Connection] = set()
         self.lock = threading.Lock()
 
@@ -166,25 +176,38 @@ class ConnectionThreadWorker(base.Worker):
     # --- a connection's thread ---------------------------------------------------
 
     def serve(self, conn: _Connection, addr: Any, server: Any) -> None:
-        """Answer requests on one connection until it closes, idles out, or we stop."""
+        """Answer requests on one connection until it closes, idles out, or we stop.
+
+        Plain requests (a runner's) are read by ``lean_http.PlainReader``; the
+        first one that is not plain hands the connection, and the bytes read
+        so far, to gunicorn's parser for good.
+        """
         sock = conn.sock
         req = None
         try:
             if self.settled.is_ssl:
                 sock = conn.sock = gunicorn_sock.ssl_wrap_socket(sock, self.cfg)
-            parser = http.RequestParser(self.settled, sock, addr)
+            plain = PlainReader(sock) if plain_possible(self.settled, addr, server) else None
+            parser = None
             wait, answered, keepalive = FIRST_REQUEST_WAIT, 0, True
             while keepalive and self.alive and answered < REQUESTS_PER_CONNECTION:
-                sock.settimeout(wait)  # only while no request has begun: then blocking, as gthread
-                req = next(parser)
-                sock.settimeout(None)
+                req = None if plain is None else plain.read(wait)
+                if req is None:
+                    if parser is None:
+                        parser = http.RequestParser(self.settled, sock, addr)
+                        if plain is not None:
+                            parser.unreader.unread(plain.unread())
+                            plain = None
+                    sock.settimeout(wait)  # only while no request has begun: then blocking
+                    req = next(parser)
+                    sock.settimeout(None)
                 conn.busy = True
                 answered += 1
                 last = answered == REQUESTS_PER_CONNECTION
                 keepalive = self.handle_request(req, sock, addr, server, last)
                 conn.busy = False
                 wait = self.settled.keepalive
-        except (StopIteration, http.errors.NoMoreData, TimeoutError):
+        except (StopIteration, http.errors.NoMoreData, NoRequest, TimeoutError):
             pass
         except OSError as ex:
             if ex.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF):
@@ -205,7 +228,13 @@ class ConnectionThreadWorker(base.Worker):
         try:
             self.settled.pre_request(self, req)
             started = datetime.now()
-            resp, environ = wsgi.create(req, sock, addr, server, self.settled)
+            if isinstance(req, PlainRequest):
+                resp = CachedDateResponse(req, sock, self.settled)
+                environ = plain_environ(req, sock, addr, server, self.base_environ)
+            else:
+                resp, environ = wsgi.create(
+                    req, sock, addr, server, self.settled, response_class=CachedDateResponse
+                )
             environ["wsgi.multithread"] = True
             self.nr += 1
             if self.nr >= self.max_requests:

@@ -187,6 +187,35 @@ def test_pipelined_requests_are_answered_in_order(server: LiveServer) -> None:
     assert b"ok" in third
 
 
+@serving(1)
+def test_a_request_that_is_not_plain_hands_the_connection_to_gunicorns_parser(
+    server: LiveServer,
+) -> None:
+    """Plain, then forwarded (gunicorn's), then plain again, pipelined in one send."""
+    forwarded = b"GET /api/v1/workflows HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n"
+    with connect(server) as sock:
+        answers = ask(sock, GET_HEALTH + forwarded + GET_HEALTH, answers=3)
+        first, second, third = answers.split(b"HTTP/1.1 ")[1:]
+        assert first.startswith(b"200") and b"ok" in first
+        assert second.startswith(b"200") and b"workflows" in second
+        assert third.startswith(b"200") and b"ok" in third
+        assert b"200 OK" in ask(sock, GET_HEALTH)  # and the connection goes on
+
+
+@serving(1)
+def test_gunicorns_answers_to_what_is_not_plain_are_kept(server: LiveServer) -> None:
+    with connect(server) as sock:  # a second Host: gunicorn refuses it
+        twice = b"GET /api/v1/health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"
+        assert ask(sock, twice).startswith(b"HTTP/1.1 400")
+    with connect(server) as sock:  # Expect: 100-continue is answered before the body is sent
+        sock.sendall(
+            b"POST /api/v1/attempts/claim HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 26\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        assert b"204 No Content" in ask(sock, b'{"runner": "r", "wait": 0}')
+
+
 @serving(1, "--graceful-timeout", "20")
 def test_a_stop_does_not_wait_for_idle_keep_alive_connections(server: LiveServer) -> None:
     sockets = [connect(server) for _ in range(3)]
