@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from stq.errors import NotFound
@@ -63,8 +64,19 @@ def not_found(prefix: str, number: int) -> NotFound:
     return NotFound(f"No {_NOUN[prefix]} with id {make_id(prefix, number)!r}")
 
 
+def dump_strings(items: Iterable[str]) -> str:
+    """``json.dumps`` of a list of strings, the same text, for a fraction of the time.
+
+    ``json.dumps`` builds a new encoder for every list it is given; a
+    100,000-task submit encodes 100,000 dependency lists, where that was a
+    tenth of the store's time. Only the string escaping ``json.dumps`` itself
+    uses is called here.
+    """
+    return "[" + ", ".join(map(_json_string, items)) + "]"
+
+
 def dump_command(command: Command) -> str:
-    return json.dumps(command if isinstance(command, str) else list(command))
+    return _json_string(command) if isinstance(command, str) else dump_strings(command)
 
 
 def load_command(text: str) -> Command:
@@ -122,7 +134,7 @@ def task_from_row(row: Sequence[Any], attempts: tuple[Attempt, ...] | None = Non
 
 
 def submitted_task(
-    task_id: int, workflow_id: int, spec: TaskSpec, depends_on: tuple[str, ...], now: float
+    task_id: int, workflow_ref: str, spec: TaskSpec, depends_on: tuple[str, ...], now: float
 ) -> Task:
     """A task just stored by a submit, built from its spec rather than read back.
 
@@ -131,7 +143,7 @@ def submitted_task(
     """
     return Task(
         id=make_id("t", task_id),
-        workflow_id=make_id("w", workflow_id),
+        workflow_id=workflow_ref,
         name=spec.name,
         state=TaskState.TODO,
         reason=None,

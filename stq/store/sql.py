@@ -270,8 +270,9 @@ class SqlStore:
             tx.many(INSERT_DEPENDENCY, edges)
             transitions.settle(tx, wid)  # exact: nobody else sees the workflow yet
             tx.wake = True
+            ref = records.make_id("w", wid)
             tasks = tuple(
-                records.submitted_task(ids[t.name], wid, t, depends[i], tx.now)
+                records.submitted_task(ids[t.name], ref, t, depends[i], tx.now)
                 for i, t in enumerate(spec.tasks)
             )
             return records.workflow_from_row(tx.one(SELECT_WORKFLOW, (wid,)), tasks)
@@ -492,7 +493,7 @@ def _task_rows(wid: int, spec: WorkflowSpec, depends: list[tuple[str, ...]], now
             records.dump_labels(task.labels) if task.labels else None,
             int(task.priority),
             float(task.retry_delay or 0),
-            json.dumps(needs) if needs else "[]",
+            records.dump_strings(needs),
             len(needs),
             now,
         )
