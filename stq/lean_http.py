@@ -169,14 +169,29 @@ class PlainReader:
         method, path, query, uri, headers, length = parsed
         self.sock.settimeout(None)  # a request has begun: blocking, as gunicorn reads a body
         start = end + 4
-        while len(self.buffer) - start < length:
-            data = self.sock.recv(max(_RECV, length - (len(self.buffer) - start)))
-            if not data:
-                return None  # body cut off: gunicorn's parser reports it
-            self.buffer += data
-        body = self.buffer[start : start + length]
-        self.buffer = self.buffer[start + length :]
+        if len(self.buffer) - start >= length:
+            body = self.buffer[start : start + length]
+            self.buffer = self.buffer[start + length :]
+        else:
+            body = self._read_body(start, length)
+            if body is None:
+                return None
         return PlainRequest(method, path, query, uri, headers, body)
+
+    def _read_body(self, start: int, length: int) -> bytes | None:
+        """The rest of a body longer than what is buffered, read in place (no re-copying)."""
+        body = bytearray(length)
+        got = len(self.buffer) - start
+        body[:got] = self.buffer[start:]
+        view = memoryview(body)
+        while got < length:
+            received = self.sock.recv_into(view[got:])
+            if not received:
+                self.buffer += bytes(body[len(self.buffer) - start : got])
+                return None  # body cut off: gunicorn's parser reports it
+            got += received
+        self.buffer = b""
+        return bytes(body)
 
     def unread(self) -> bytes:
         """What was read past the last plain request (taken once)."""

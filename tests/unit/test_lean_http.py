@@ -222,3 +222,37 @@ def test_the_response_head_is_gunicorns() -> None:
                 if (a := theirs.default_headers()) == (b := ours.default_headers()):
                     break
             assert a == b
+
+
+def _post(body_length: int) -> bytes:
+    return (
+        b"POST /api/v1/attempts/a1/result HTTP/1.1\r\nHost: h\r\n"
+        b"Content-Length: %d\r\n\r\n" % body_length
+    )
+
+
+def test_a_long_body_is_read_whole_and_what_follows_is_kept(pair) -> None:
+    client, server = pair
+    body = bytes(range(256)) * 1200  # 300 KiB: many reads
+    data = _post(len(body)) + body + PLAIN_REQUESTS[1]
+    sender = threading.Thread(target=lambda: client.sendall(data))
+    sender.start()
+    reader = PlainReader(server)
+    first = reader.read(5)
+    second = reader.read(5)
+    sender.join()
+    assert first.body == body
+    assert second.path == "/api/v1/workflows"
+
+
+def test_a_long_body_cut_off_is_handed_back_whole(pair) -> None:
+    client, server = pair
+    sent = _post(200_000) + b"x" * 150_000
+    sender = threading.Thread(
+        target=lambda: (client.sendall(sent), client.shutdown(socket.SHUT_WR))
+    )
+    sender.start()
+    reader = PlainReader(server)
+    assert reader.read(5) is None
+    sender.join()
+    assert reader.unread() == sent
