@@ -202,7 +202,11 @@ class PlainReader:
 def plain_environ(
     req: PlainRequest, sock: socket.socket, client: tuple, server: tuple, base: dict[str, Any]
 ) -> dict[str, Any]:
-    """The WSGI environ gunicorn's ``wsgi.create`` builds for the same request over TCP."""
+    """The WSGI environ gunicorn's ``wsgi.create`` builds for the same request over TCP.
+
+    All but gunicorn's ``wsgi.early_hints`` extension (a 103 answer), which
+    STQ's app never sends.
+    """
     environ = dict(base)
     environ["wsgi.input"] = io.BytesIO(req.body)
     environ["gunicorn.socket"] = sock
