@@ -17,8 +17,11 @@ moment before accepting, so the one with the fewest usually takes it. A
 connection is closed after ``REQUESTS_PER_CONNECTION`` answers, so runners
 that connected while a worker was still booting spread out soon after.
 
-Only gunicorn's documented worker interface and its HTTP/1 parser and WSGI
-response are used: ``base.Worker``, ``http.RequestParser`` and ``wsgi.create``.
+Parsing: plain requests, which is what runners send, are read by
+``stq.lean_http``; anything else goes to gunicorn's HTTP/1 parser (see that
+module for the rule and why). Of gunicorn, only its worker interface, parser
+and WSGI layer are used: ``base.Worker``, ``http.RequestParser``,
+``wsgi.create``, ``wsgi.base_environ`` and ``wsgi.Response``.
 """
 
 from __future__ import annotations
