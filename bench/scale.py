@@ -75,19 +75,19 @@ def measure(tmp: Path, depth: int = 1000, width: int = 100) -> Scale:
         _record_rss(scale, "layered", proc.pid)
     sizes = (1_000, n)
     with ExitStack() as servers:
-        urls = {}
+        running = {}
         for claimable in sizes:
             flat = dags.write_workflow(
                 tmp / f"flat{claimable}.yaml", "flat", dags.fan_out(claimable)
             )
             url, proc = servers.enter_context(procs.server(tmp / f"flat{claimable}.db"))
             _timed([procs.STQ, "submit", str(flat), "--server", url], tmp)
-            urls[claimable] = url, proc
+            running[claimable] = url, proc
         times: dict[int, list[float]] = {claimable: [] for claimable in sizes}
         for _ in range(TURNS):
             for claimable in sizes:
-                times[claimable] += _claim_times(urls[claimable][0], CLAIMS // TURNS)
+                times[claimable] += _claim_times(running[claimable][0], CLAIMS // TURNS)
         for claimable in sizes:
             scale.claim_ms[claimable] = statistics.median(times[claimable]) * 1000
-            _record_rss(scale, f"flat {claimable:,}", urls[claimable][1].pid)
+            _record_rss(scale, f"flat {claimable:,}", running[claimable][1].pid)
     return scale

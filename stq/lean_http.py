@@ -31,7 +31,7 @@ import os
 import re
 import socket
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from gunicorn import util
 from gunicorn.http import wsgi
@@ -101,8 +101,19 @@ class PlainRequest:
         self.must_close = True
 
 
-def parse_head(head: bytes, max_body: int = MAX_BODY_BYTES) -> tuple | None:
-    """(method, path, query, uri, headers, content_length) of a plain head, else None."""
+class Head(NamedTuple):
+    """A plain request's head, as parsed."""
+
+    method: str
+    path: str
+    query: str
+    uri: str
+    headers: list[tuple[str, str]]
+    content_length: int
+
+
+def parse_head(head: bytes, max_body: int = MAX_BODY_BYTES) -> Head | None:
+    """The head (request line and headers, without the blank line) if plain, else None."""
     lines = head.split(b"\r\n")
     if len(lines) > MAX_FIELDS + 1:
         return None  # (a bare CR or LF left in a line fails the patterns below)
@@ -133,7 +144,7 @@ def parse_head(head: bytes, max_body: int = MAX_BODY_BYTES) -> tuple | None:
     target = line[2].decode()
     query = (line[3] or b"").decode()
     uri = f"{target}?{query}" if line[3] is not None else target
-    return line[1].decode(), target, query, uri, headers, length
+    return Head(line[1].decode(), target, query, uri, headers, length)
 
 
 class PlainReader:
