@@ -102,13 +102,13 @@ class SqliteDialect(Dialect):
             return
         rewound = False
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_WAIT * 1000)}")
+            _wait_for_locks(conn, CHECKPOINT_WAIT)
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
                 rewound = not busy
             finally:
-                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+                _wait_for_locks(conn, BUSY_TIMEOUT)
         except sqlite3.Error:
             pass  # housekeeping: the write is committed whatever this says
         self._next_try = 0.0 if rewound else self.clock() + CHECKPOINT_BACKOFF
@@ -118,8 +118,13 @@ class SqliteDialect(Dialect):
             return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
+def _wait_for_locks(conn: sqlite3.Connection, seconds: float) -> None:
+    """How long ``conn`` waits for another connection's lock before 'database is locked'."""
+    conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+
 def _set_up(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+    _wait_for_locks(conn, BUSY_TIMEOUT)
     _with_retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
     conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL: see the module docstring
     conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")

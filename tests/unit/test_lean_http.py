@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -53,6 +53,19 @@ def connected() -> Iterator[tuple[socket.socket, socket.socket]]:
     client, server = socket.socketpair()
     with client, server:
         yield client, server
+
+
+@contextmanager
+def sending(send: Callable[[], object]) -> Iterator[None]:
+    """``send()`` on a daemon thread while the block reads.
+
+    A daemon, joined with a bound: if the reader stops early, a send blocked
+    on a full socket must not hang the suite (closing the pair ends it).
+    """
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    yield
+    sender.join(10)
 
 
 @pytest.fixture
@@ -202,10 +215,8 @@ def test_pipelined_and_split_requests_are_read_one_by_one(pair) -> None:
             client.sendall(data[i : i + 7])
         client.shutdown(socket.SHUT_WR)
 
-    sender = threading.Thread(target=send_in_pieces)
-    sender.start()
-    one, two = reader.read(5), reader.read(5)
-    sender.join()
+    with sending(send_in_pieces):
+        one, two = reader.read(5), reader.read(5)
     assert (one.method, one.body) == ("POST", b"{}")
     assert (two.method, two.query) == ("GET", "limit=5&state=todo")
     with pytest.raises(NoRequest):  # closed cleanly between requests
@@ -293,12 +304,10 @@ def test_a_long_body_is_read_whole_and_what_follows_is_kept(pair) -> None:
     client, server = pair
     body = bytes(range(256)) * 1200  # 300 KiB: many reads
     data = _post(len(body)) + body + PLAIN_REQUESTS[1]
-    sender = threading.Thread(target=lambda: client.sendall(data))
-    sender.start()
     reader = PlainReader(server)
-    first = reader.read(5)
-    second = reader.read(5)
-    sender.join()
+    with sending(lambda: client.sendall(data)):
+        first = reader.read(5)
+        second = reader.read(5)
     assert first.body == body
     assert second.path == "/api/v1/workflows"
 
@@ -306,11 +315,7 @@ def test_a_long_body_is_read_whole_and_what_follows_is_kept(pair) -> None:
 def test_a_long_body_cut_off_is_handed_back_whole(pair) -> None:
     client, server = pair
     sent = _post(200_000) + b"x" * 150_000
-    sender = threading.Thread(
-        target=lambda: (client.sendall(sent), client.shutdown(socket.SHUT_WR))
-    )
-    sender.start()
     reader = PlainReader(server)
-    assert reader.read(5) is None
-    sender.join()
+    with sending(lambda: (client.sendall(sent), client.shutdown(socket.SHUT_WR))):
+        assert reader.read(5) is None
     assert reader.unread() == sent
