@@ -17,7 +17,13 @@ from tests.acceptance.support import submit
 from tests.faults.support import Auditor, marked_workflow, runs_per_task
 from tests.helpers import wait_until
 
-TIMEOUT = 1.5
+#: The server's heartbeat timeout. Runners beat every sixth of it; at 1.5 s, one
+#: heartbeat late by that much while 4 runners start on a loaded 2-core machine got
+#: an attempt presumed lost before the outage began (a clean-clone CI run,
+#: 2026-12-01), and the marks this test waits for never all came.
+TIMEOUT = 3.0
+#: How long each command runs: well past TIMEOUT, so the outage outlasts it.
+COMMAND_SECONDS = 5.0
 TASKS = 4
 
 
@@ -29,7 +35,9 @@ def test_outage_longer_than_heartbeat_timeout(
     server = server_factory(heartbeat_timeout=TIMEOUT)
     server.fixed_port = server.port
     audit = Auditor(server.url)
-    submit(server.url, marked_workflow(tmp_path / "wf.yaml", "out", TASKS, 2.5, attempts))
+    submit(
+        server.url, marked_workflow(tmp_path / "wf.yaml", "out", TASKS, COMMAND_SECONDS, attempts)
+    )
     runners = [runner_factory(server.url) for _ in range(TASKS)]
     wait_until(lambda: audit.metrics()[1]["running"] == TASKS, timeout=15, what="all claimed")
     server.kill()
