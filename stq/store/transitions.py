@@ -7,8 +7,9 @@ failure walks only its downstream closure, and per-workflow counts are
 maintained counters.
 
 Rows are locked in one order in every transaction (attempt, then task, then
-counters), so transactions that run side by side on PostgreSQL rarely
-deadlock (the store retries the few that do). Counter moves are collected on
+counters; a completion's dependents in id order), so transactions that run
+side by side on PostgreSQL rarely deadlock (the store retries the few that
+do: each costs PostgreSQL's ``deadlock_timeout``, 1 s by default). Counter moves are collected on
 the ``Tx`` and added, last, to the transaction's own shard of the workflow's
 counters (``workflow_count``), so transactions on one workflow never queue
 for one row until their commits are flushed. The workflow's state follows
@@ -58,9 +59,13 @@ UPDATE task SET state = 'failed', reason = 'upstream_failed', finished = ?
        SELECT id FROM downstream)
 """
 #: A task completed: each dependent has one unfinished dependency fewer.
+#: The dependents are locked in id order first (PostgreSQL): two results releasing
+#: overlapping dependents each locked them in its own scan order, deadlocked, and
+#: waited out PostgreSQL's 1 s deadlock_timeout before one was run again.
 RELEASE_DEPENDENTS = """
 UPDATE task SET pending_deps = pending_deps - 1
- WHERE id IN (SELECT task_id FROM dependency WHERE upstream_id = ?)
+ WHERE id IN (SELECT t.id FROM dependency d JOIN task t ON t.id = d.task_id
+               WHERE d.upstream_id = ? ORDER BY t.id{for_update})
 """
 #: Add the transaction's counter moves to its shard of the workflow's counters.
 ADD_COUNTS = (
@@ -281,7 +286,7 @@ def complete(tx: Tx, task_id: int, workflow_id: int, old: TaskState, has_depende
     )
     shift(tx, workflow_id, old, TaskState.COMPLETED)
     if has_dependents:
-        tx.run(RELEASE_DEPENDENTS, (task_id,))
+        tx.run(RELEASE_DEPENDENTS.format(for_update=tx.dialect.for_update), (task_id,))
         tx.wake = True
 
 

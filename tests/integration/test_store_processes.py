@@ -20,6 +20,7 @@ from stq.errors import StoreUnavailable, UsageError
 from stq.model import AttemptStatus, Report, TaskSpec, WorkflowSpec, WorkflowState
 from stq.store import PostgresNotInstalled, open_store
 from stq.store.dialect import SCHEMA_VERSION
+from tests.helpers import wait_until
 
 TASKS = 500
 PROCESSES = 4
@@ -180,7 +181,7 @@ def test_threads_run_a_layered_dag_to_the_end(db: str) -> None:
         ran: list[str] = []
         idle_since = time.monotonic()
         claim = store.claim_attempt(name, [])
-        while time.monotonic() - idle_since < 2:  # others may still release work
+        while claim is not None or time.monotonic() - idle_since < 2:  # others may release work
             if claim is None:
                 time.sleep(0.005)
                 claim = store.claim_attempt(name, [])
@@ -205,3 +206,30 @@ def test_threads_run_a_layered_dag_to_the_end(db: str) -> None:
                 assert by_name[dep].finished is not None and task.started is not None
                 assert by_name[dep].finished <= task.started
     store.close()
+    if not store.dialect.serial_writes:
+        assert _deadlocks(db) == 0  # results release overlapping dependents in one order
+
+
+def _deadlocks(url: str) -> int:
+    """Deadlocks PostgreSQL broke in ``url``'s database, once its other sessions have ended.
+
+    A session's statistics are published when it ends; the store's pool is
+    closed, and its sessions end just after.
+    """
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def others_gone() -> bool:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            return not conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+
+        wait_until(others_gone, timeout=10, what="the store's sessions to end")
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        return int(row[0])
