@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import falcon
 
-from stq.errors import PayloadTooLarge, Unauthorized
+from stq.errors import BadRequest, PayloadTooLarge, Unauthorized
 from stq.settings import MAX_BODY_BYTES
 
 _CHUNK = 64 * 1024
@@ -73,9 +74,21 @@ def read_body(req: falcon.Request, max_body: int = MAX_BODY_BYTES) -> bytes:
         return b""
     parts: list[bytes] = []
     total = 0
-    while chunk := stream.read(_CHUNK):
+    while chunk := _read_chunk(stream):
         total += len(chunk)
         if total > max_body:
             raise PayloadTooLarge(f"The request body is over the {max_body} byte limit.")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _read_chunk(stream: Any) -> bytes:
+    """The next piece of the body; a body the WSGI server cannot frame is the client's 400.
+
+    gunicorn raises its own parse errors (a bad chunk size, a missing chunk
+    terminator) from the read, which would otherwise be a 500.
+    """
+    try:
+        return stream.read(_CHUNK)
+    except Exception as exc:
+        raise BadRequest(f"The request body could not be read: {exc}") from None

@@ -111,8 +111,16 @@ def _max_items(rule: int, schema: dict) -> Check:
     return lambda v: not isinstance(v, list) or len(v) <= rule
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _minimum(rule: Any, schema: dict) -> Check:
-    return lambda v: not (isinstance(v, int | float) and not isinstance(v, bool)) or v >= rule
+    return lambda v: not _number(v) or v >= rule
+
+
+def _maximum(rule: Any, schema: dict) -> Check:
+    return lambda v: not _number(v) or v <= rule
 
 
 _KEYWORDS: dict[str, Callable[[Any, dict], Check]] = {
@@ -126,4 +134,5 @@ _KEYWORDS: dict[str, Callable[[Any, dict], Check]] = {
     "maxLength": _max_length,
     "maxItems": _max_items,
     "minimum": _minimum,
+    "maximum": _maximum,
 }

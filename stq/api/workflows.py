@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import falcon
 
 from stq.api import render
-from stq.api.bodies import parse_json
+from stq.api.bodies import parse_document
 from stq.errors import BadRequest
 from stq.gc_pause import gc_paused
 from stq.model import WorkflowState
@@ -26,11 +26,40 @@ def enum_param(req: falcon.Request, name: str, enum: type) -> Any:
     try:
         return enum(value)
     except ValueError:
-        allowed = ", ".join(e.value for e in enum)
-        raise BadRequest(
-            f"Query parameter {name!r} must be one of: {allowed}.",
-            [{"path": name, "message": f"{value!r} is not one of: {allowed}"}],
-        ) from None
+        raise _bad_param(name, value, "one of: " + ", ".join(e.value for e in enum)) from None
+
+
+def int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
+    """An optional integer query parameter in ``low..high`` (else 400, located like the rest)."""
+    value = req.get_param(name)
+    if value is None or value == "":
+        return default
+    if value.isascii() and value.isdigit() and low <= int(value) <= high:
+        return int(value)
+    raise _bad_param(name, value, f"an integer from {low} to {high}")
+
+
+def bool_param(req: falcon.Request, name: str, default: bool) -> bool:
+    """An optional ``true``/``false`` query parameter (also 1/0, yes/no, on/off...; else 400)."""
+    value = req.get_param(name)
+    if value is None or value == "":
+        return default
+    answer = _BOOLEANS.get(value.lower())
+    if answer is None:
+        raise _bad_param(name, value, "true or false")
+    return answer
+
+
+#: The spellings falcon's ``get_param_as_bool`` took, so no client breaks.
+_BOOLEANS = {**dict.fromkeys(("true", "t", "yes", "y", "1", "on"), True),
+             **dict.fromkeys(("false", "f", "no", "n", "0", "off"), False)}  # fmt: skip
+
+
+def _bad_param(name: str, value: str, allowed: str) -> BadRequest:
+    return BadRequest(
+        f"Query parameter {name!r} must be {allowed}.",
+        [{"path": name, "message": f"{value!r} is not {allowed}"}],
+    )
 
 
 class WorkflowsResource:
@@ -43,14 +72,14 @@ class WorkflowsResource:
         from stq.loader import load_workflow_document  # not at import: gunicorn loads us first
 
         with gc_paused():  # a 100,000-task body is millions of objects and no cycles
-            spec = load_workflow_document(parse_json(req))
+            spec = load_workflow_document(parse_document(req))
             stored = self.ctx.store.submit_workflow(spec)
             resp.status = falcon.HTTP_201
             resp.location = f"/api/v1/workflows/{stored.id}"
             resp.media = render.submitted(stored)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_PAGE, default=100)
+        limit = int_param(req, "limit", 100, 1, MAX_PAGE)
         before = req.get_param("before") or None
         state = enum_param(req, "state", WorkflowState)
         found = self.ctx.store.list_workflows(limit=limit, before=before, state=state)
@@ -68,7 +97,7 @@ class WorkflowResource:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
-        with_tasks = req.get_param_as_bool("tasks", default=True)
+        with_tasks = bool_param(req, "tasks", default=True)
         resp.media = render.workflow(self.ctx.store.get_workflow(workflow_id, with_tasks))
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:

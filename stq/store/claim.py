@@ -46,18 +46,40 @@ FIRST_LABELLED = (
     f"WHERE {_CLAIMABLE} AND labels IS NOT NULL AND labels = ?{_ORDER} LIMIT 1"
 )
 START_ATTEMPT = (
-    "INSERT INTO attempt (task_id, number, status, runner, started, heartbeat, deadline) "
-    "VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id"
+    "INSERT INTO attempt "
+    "(task_id, number, status, runner, started, heartbeat, deadline, claimed_after) "
+    "VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING id"
+)
+#: The attempt a result's first copy claimed, while it still runs for the same runner.
+#: Few attempts are running at a time, so the status index finds it.
+CLAIMED_AFTER = (
+    "SELECT a.id, a.number, t.workflow_id, t.id, t.name, t.command, t.env, t.cwd, t.duration "
+    "FROM attempt a JOIN task t ON t.id = a.task_id "
+    "WHERE a.status = 'running' AND a.claimed_after = ? AND a.runner = ?"
 )
 MARK_IN_PROCESS = (
     "UPDATE task SET state = 'in_process', attempts_used = ?, started = ?, runner = ? WHERE id = ?"
 )
 
 
-def take(tx: Tx, runner: str, labels: Collection[str]) -> Claim | None:
-    """Claim the first claimable task the runner may take (inside a write transaction)."""
+def take(tx: Tx, runner: str, labels: Collection[str], after: int | None = None) -> Claim | None:
+    """Claim the first claimable task the runner may take (inside a write transaction).
+
+    ``after``: the attempt whose result asked for this claim (see ``claimed_after``).
+    """
     candidate = find_candidate(tx, labels)
-    return None if candidate is None else start_attempt(tx, candidate, runner)
+    return None if candidate is None else start_attempt(tx, candidate, runner, after)
+
+
+def claimed_after(tx: Tx, attempt_id: int, runner: str) -> Claim | None:
+    """The claim that ``attempt_id``'s result already made for ``runner``, if it still runs.
+
+    A runner that lost the answer to its result sends the result again; it
+    must get the same next attempt, not a second one nobody would ever run
+    (it would hold its task until the heartbeat timeout and use up an attempt).
+    """
+    row = tx.one(CLAIMED_AFTER, (attempt_id, runner))
+    return None if row is None else _claim(row[0], row[1], tuple(row[2:]))
 
 
 def find_candidate(tx: Tx, labels: Collection[str], lock: bool = True) -> tuple | None:
@@ -94,7 +116,7 @@ def _first_labelled(tx: Tx, labels: Collection[str], suffix: str) -> tuple | Non
     return best
 
 
-def start_attempt(tx: Tx, candidate: tuple, runner: str) -> Claim:
+def start_attempt(tx: Tx, candidate: tuple, runner: str, after: int | None = None) -> Claim:
     """Create the attempt of a candidate found (and locked) in this transaction.
 
     Nobody else can take it meanwhile: SQLite writes run one at a time, and
@@ -103,9 +125,20 @@ def start_attempt(tx: Tx, candidate: tuple, runner: str) -> Claim:
     _, workflow_id, _, task_id, name, command, env, cwd, duration, used = candidate
     number = used + 1
     deadline = None if duration is None else tx.now + duration
-    attempt_id = tx.one(START_ATTEMPT, (task_id, number, runner, tx.now, tx.now, deadline))[0]
+    attempt_id = tx.one(START_ATTEMPT, (task_id, number, runner, tx.now, tx.now, deadline, after))[
+        0
+    ]
     tx.run(MARK_IN_PROCESS, (number, tx.now, runner, task_id))
     shift(tx, workflow_id, TaskState.TODO, TaskState.IN_PROCESS)
+    return _claim(attempt_id, number, (workflow_id, task_id, name, command, env, cwd, duration))
+
+
+def _claim(attempt_id: int, number: int, task: tuple) -> Claim:
+    """The claim answer for a started attempt.
+
+    ``task``: its task's stored (workflow_id, id, name, command, env, cwd, duration).
+    """
+    workflow_id, task_id, name, command, env, cwd, duration = task
     return Claim(
         attempt_id=records.make_id("a", attempt_id),
         task_id=records.make_id("t", task_id),

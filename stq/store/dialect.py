@@ -20,8 +20,8 @@ from stq.errors import StqError
 #: The schema version this code writes (SQLite: PRAGMA user_version; PostgreSQL:
 #: stq_schema.version). Version 1 is each dialect's own file; every later
 #: version is a file of statements both dialects run, applied in order.
-SCHEMA_VERSION = 2
-MIGRATIONS = {2: "2-workflow-count.sql"}
+SCHEMA_VERSION = 3
+MIGRATIONS = {2: "2-workflow-count.sql", 3: "3-claimed-after.sql"}
 
 
 class Dialect:

@@ -1,7 +1,8 @@
 """A runner's result for one attempt, and the sanity check of a submitted spec.
 
 A result is accepted once: the answer given is stored on the attempt, and a
-repeat of the same report gets that answer back unchanged. A success counts
+repeat of the same report gets that answer back unchanged (and, when it asked
+for the runner's next attempt, the same one: ``claim.claimed_after``). A success counts
 even after the server presumed the attempt timed out or lost, as long as the
 task is not terminal yet; a failure reported after such a presumption changes
 nothing (the attempt already counted as failed).
@@ -32,8 +33,8 @@ SELECT a.status, a.reason, a.ack_attempt, a.ack_task, a.task_id, t.workflow_id, 
 """
 
 
-def report(tx: Tx, attempt_id: int, result: Report) -> ResultAck:
-    """Apply one result inside the open transaction; the answer for the runner.
+def report(tx: Tx, attempt_id: int, result: Report) -> tuple[ResultAck, bool]:
+    """Apply one result inside the open transaction; the answer, and whether it is a repeat.
 
     One query reads everything the rules need, and the answer is worked out
     here and stored with the attempt's own update rather than read back: a
@@ -44,7 +45,7 @@ def report(tx: Tx, attempt_id: int, result: Report) -> ResultAck:
         raise records.not_found("a", attempt_id)
     status, reason, ack_attempt, ack_task, task_id, workflow_id, task_state, task_reason = row[:8]
     if ack_attempt is not None:
-        return ResultAck(AttemptStatus(ack_attempt), TaskState(ack_task))
+        return ResultAck(AttemptStatus(ack_attempt), TaskState(ack_task)), True
     if reason == AttemptReason.CANCELLED or task_reason == TaskReason.CANCELLED:
         raise Conflict(
             f"{records.make_id('a', attempt_id)}: its workflow was cancelled; result not recorded"
@@ -59,7 +60,7 @@ def report(tx: Tx, attempt_id: int, result: Report) -> ResultAck:
             "INSERT INTO output (attempt_id, text) VALUES (?, ?)",
             (attempt_id, tx.dialect.clean_text(rules.keep_tail(result.output))),
         )
-    return ack
+    return ack, False
 
 
 class _Task(NamedTuple):

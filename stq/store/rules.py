@@ -40,16 +40,19 @@ def labels_match(task_labels: Collection[str], runner_labels: Collection[str]) -
 
 def expiry(
     deadline: float | None, heartbeat: float, now: float, heartbeat_timeout: float
-) -> tuple[AttemptStatus, AttemptReason] | None:
-    """What a running attempt has become at ``now``, or None if it still runs.
+) -> tuple[AttemptStatus, AttemptReason, float] | None:
+    """What a running attempt has become at ``now`` and since when, or None if it still runs.
 
     Passing the task's duration wins over a lost heartbeat when both apply:
-    the duration is the user's own limit and the more telling reason.
+    the duration is the user's own limit and the more telling reason. The
+    time is the deadline (or the heartbeat timeout's end), not ``now``: expiry
+    is applied lazily, whenever the store is next used, and the attempt's
+    ``finished`` and the retry delay after it must not depend on when that was.
     """
     if deadline is not None and now >= deadline:
-        return AttemptStatus.TIMED_OUT, AttemptReason.DURATION_EXCEEDED
+        return AttemptStatus.TIMED_OUT, AttemptReason.DURATION_EXCEEDED, deadline
     if now - heartbeat >= heartbeat_timeout:
-        return AttemptStatus.FAILED, AttemptReason.HEARTBEAT_LOST
+        return AttemptStatus.FAILED, AttemptReason.HEARTBEAT_LOST, heartbeat + heartbeat_timeout
     return None
 
 

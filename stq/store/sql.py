@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from stq.errors import Conflict, StoreUnavailable
 from stq.model import (
+    AttemptReason,
     AttemptStatus,
     Claim,
     Metrics,
@@ -291,32 +292,39 @@ class SqlStore:
 
         def beat(tx: Tx) -> bool:
             row = tx.one(
-                "SELECT a.status, t.state FROM attempt a JOIN task t ON t.id = a.task_id "
-                "WHERE a.id = ?",
+                "SELECT a.status, a.reason, t.state FROM attempt a "
+                "JOIN task t ON t.id = a.task_id WHERE a.id = ?",
                 (aid,),
             )
             if row is None:
                 raise records.not_found("a", aid)
-            if row[0] == AttemptStatus.RUNNING:
+            status, reason, task_state = row
+            if status == AttemptStatus.RUNNING:
                 tx.run(
                     "UPDATE attempt SET heartbeat = ? WHERE id = ? AND status = 'running'",
                     (tx.now, aid),
                 )
-            return TaskState(row[1]).terminal
+            # A cancelled attempt stays cancelled after a retry puts its task back to
+            # todo: its command must still stop, or it runs beside the next attempt.
+            return TaskState(task_state).terminal or reason == AttemptReason.CANCELLED
 
         return self._write(beat)
 
     def report_result(self, attempt_id: str, report: Report) -> ResultAck:
         aid = parse_id("a", attempt_id)
-        return self._write(lambda tx: reports.report(tx, aid, report))
+        return self._write(lambda tx: reports.report(tx, aid, report)[0])
 
     def report_and_claim(
         self, attempt_id: str, report: Report, runner: str, labels: Collection[str]
     ) -> tuple[ResultAck, Claim | None]:
         aid = parse_id("a", attempt_id)
-        return self._write(
-            lambda tx: (reports.report(tx, aid, report), claim.take(tx, runner, labels))
-        )
+
+        def report_then_claim(tx: Tx) -> tuple[ResultAck, Claim | None]:
+            ack, repeat = reports.report(tx, aid, report)
+            again = claim.claimed_after(tx, aid, runner) if repeat else None
+            return ack, again or claim.take(tx, runner, labels, after=aid)
+
+        return self._write(report_then_claim)
 
     def cancel_workflow(self, workflow_id: str) -> Workflow:
         return self._change_workflow(workflow_id, transitions.cancel)

@@ -170,12 +170,12 @@ def expire_due(tx: Tx, heartbeat_timeout: float) -> int:
         verdict = rules.expiry(deadline, heartbeat, tx.now, heartbeat_timeout)
         if verdict is None:  # cannot happen with the query above; keep the rule the authority
             continue
-        status, reason = verdict
+        status, reason, ended = verdict
         tx.run(
             "UPDATE attempt SET status = ?, reason = ?, finished = ? WHERE id = ?",
-            (status.value, reason.value, tx.now, attempt_id),
+            (status.value, reason.value, ended, attempt_id),
         )
-        attempt_failed(tx, task_id)
+        attempt_failed(tx, task_id, ended)
     return len(due)
 
 
@@ -244,11 +244,12 @@ def settle(tx: Tx, workflow_id: int) -> None:
         )
 
 
-def attempt_failed(tx: Tx, task_id: int) -> TaskState:
-    """The task's running attempt failed: back to todo after retry_delay, or failed.
+def attempt_failed(tx: Tx, task_id: int, at: float | None = None) -> TaskState:
+    """The running attempt failed at ``at`` (default now): todo after retry_delay, or failed.
 
     Returns the task's state afterwards.
     """
+    at = tx.now if at is None else at
     workflow_id, state, max_attempts, used, base, retry_delay = tx.one(
         TASK_FOR_FAILURE.format(for_update=tx.dialect.for_update), (task_id,)
     )
@@ -258,17 +259,17 @@ def attempt_failed(tx: Tx, task_id: int) -> TaskState:
     if new == TaskState.TODO:
         tx.run(
             "UPDATE task SET state = 'todo', ready_at = ? WHERE id = ?",
-            (tx.now + retry_delay, task_id),
+            (at + retry_delay, task_id),
         )
         shift(tx, workflow_id, TaskState.IN_PROCESS, TaskState.TODO)
         tx.wake = True
         return new
     tx.run(
         "UPDATE task SET state = 'failed', reason = NULL, finished = ? WHERE id = ?",
-        (tx.now, task_id),
+        (at, task_id),
     )
     shift(tx, workflow_id, TaskState.IN_PROCESS, TaskState.FAILED)
-    failed = tx.count(FAIL_DOWNSTREAM, (tx.now, task_id))
+    failed = tx.count(FAIL_DOWNSTREAM, (at, task_id))
     shift(tx, workflow_id, TaskState.TODO, TaskState.FAILED, failed)
     return new
 

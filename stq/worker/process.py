@@ -102,6 +102,8 @@ def start(command: str | list[str], env: Mapping[str, str], cwd: Path, out: IO[b
         raise CannotStart(f"cannot start: permission denied running {argv[0]!r}") from ex
     except OSError as ex:
         raise CannotStart(f"cannot start {argv[0]!r}: {ex.strerror or ex}") from ex
+    except ValueError as ex:  # a NUL in the command, an argument or the environment
+        raise CannotStart(f"cannot start: {ex} in the command or its environment") from ex
 
 
 def _spawn_here(argv: list[str], env: Mapping[str, str], out: IO[bytes]) -> _Spawned:

@@ -188,3 +188,62 @@ def test_health_is_503_when_the_store_cannot_open(tmp_path: Path) -> None:
     result = testing.TestClient(app).simulate_get("/api/v1/health")
     assert result.status_code == 503
     assert result.json["error"]["code"] == "store_unavailable"
+
+
+CLAIM = "/api/v1/attempts/claim"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "says"),
+    [
+        (CLAIM, '{"runner": "r", "wait": NaN}', "NaN is not a JSON number"),
+        (CLAIM, '{"runner": "r", "wait": Infinity}', "Infinity is not a JSON number"),
+        (CLAIM, '{"runner": "r", "wait": 1e400}', "out of range"),
+        (CLAIM, '{"runner": "\\ud800x"}', "surrogate"),
+        ("/api/v1/workflows", '{"name": "w", "description": "\\udc00", "tasks": {}}', "surrogate"),
+        (CLAIM, "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_json_that_cannot_be_acted_on_is_a_400(api: Api, path: str, body: str, says: str) -> None:
+    """A NaN wait would never end, a lone surrogate cannot be stored: refused up front."""
+    result = api.call("POST", path, body=body, headers={"Content-Type": "application/json"})
+    assert result.status_code == 400, result.text
+    assert says in result.json["error"]["message"]
+    assert api.get("/api/v1/workflows").json["workflows"] == []
+
+
+def test_an_escaped_surrogate_pair_is_a_character(api: Api) -> None:
+    body = '{"name": "w", "description": "\\ud83d\\ude00", "tasks": {"a": {"command": "true"}}}'
+    result = api.call("POST", "/api/v1/workflows", body=body)
+    assert result.status_code == 201, result.text
+    assert api.get(f"/api/v1/workflows/{result.json['id']}").json["description"] == "\U0001f600"
+
+
+@pytest.mark.parametrize("exit_code", [2**63, -(2**63) - 1])
+def test_an_exit_code_past_64_bits_is_a_400(api: Api, exit_code: int) -> None:
+    api.submit(workflow(a={}))
+    claim = api.claim()
+    assert claim is not None
+    body = {"status": "failed", "exit_code": exit_code}
+    result = api.post(f"/api/v1/attempts/{claim['attempt_id']}/result", body)
+    assert result.status_code == 400, result.text
+    assert api.task(claim["task_id"])["state"] == "in_process"
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "key"),
+    [
+        ('{"name": "w", "tasks": {"a": {"command": "x"}, "a": {"command": "y"}}}', "/tasks", "a"),
+        ('{"name": "w", "name": "v", "tasks": {"a": {"command": "x"}}}', "", "name"),
+        ('{"name": "w", "tasks": {"a": {"command": "x", "env": {"E": "1", "E": "2"}}}}',
+         "/tasks/a/env", "E"),
+    ],
+)  # fmt: skip
+def test_a_duplicate_key_in_a_json_workflow_is_a_422(
+    api: Api, body: str, path: str, key: str
+) -> None:
+    """SPEC 2: a duplicate key at any level rejects the document, JSON as well as YAML."""
+    result = api.call("POST", "/api/v1/workflows", body=body)
+    assert result.status_code == 422, result.text
+    assert result.json["error"]["details"] == [{"path": path, "message": f"duplicate key {key!r}"}]
+    assert api.get("/api/v1/workflows").json["workflows"] == []

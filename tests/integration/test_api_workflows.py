@@ -90,10 +90,15 @@ def test_list_filters_by_state_and_rejects_bad_params(api: Api) -> None:
     assert [w["id"] for w in done] == [older]
     running = api.get("/api/v1/workflows", params={"state": "running"}).json["workflows"]
     assert [w["id"] for w in running] == [newer]
-    for params in ({"state": "nope"}, {"limit": "0"}, {"limit": "x"}, {"limit": "5000"}):
+    bad = {"state": "nope"}, {"limit": "0"}, {"limit": "x"}, {"limit": "5000"}, {"limit": "2.5"}
+    for params in bad:
         result = api.get("/api/v1/workflows", params=params)
         assert result.status_code == 400, params
         assert result.json["error"]["code"] == "bad_request"
+        ((name, value),) = params.items()
+        (detail,) = result.json["error"]["details"]
+        assert detail["path"] == name and repr(value) in detail["message"]
+    assert api.get("/api/v1/workflows", params={"limit": "1"}).json["workflows"] == running
 
 
 def test_tasks_filter_by_state_and_workflow(api: Api) -> None:

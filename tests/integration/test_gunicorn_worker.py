@@ -118,9 +118,12 @@ def connect(server: LiveServer) -> socket.socket:
 
 @serving(2)
 def test_keep_alive_connections_spread_over_the_workers(server: LiveServer) -> None:
+    wait_until(lambda: len(worker_pids(server)) == 2, what="both workers to start")
     pids = worker_pids(server)
-    assert len(pids) == 2
     wait_until(lambda: all(accepting(pid) for pid in pids), what="both workers to boot")
+    # The fixture's health probes closed their connections; the worker that served
+    # them may not have noticed yet. Idle, both hold the same sockets.
+    wait_until(lambda: len({tcp_connections(pid) for pid in pids}) == 1, what="idle workers")
     before = {pid: tcp_connections(pid) for pid in pids}
     sockets = []
     try:
@@ -214,6 +217,19 @@ def test_gunicorns_answers_to_what_is_not_plain_are_kept(server: LiveServer) -> 
         )
         assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
         assert b"204 No Content" in ask(sock, b'{"runner": "r", "wait": 0}')
+
+
+@serving(1)
+def test_a_body_gunicorn_cannot_frame_is_a_400_error_body(server: LiveServer) -> None:
+    """A bad chunk size is raised from the body's read: the client's 400, not a 500."""
+    with connect(server) as sock:
+        answer = ask(
+            sock,
+            b"POST /api/v1/attempts/claim HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        )
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b'"code": "bad_request"' in answer and b"could not be read" in answer
 
 
 @serving(1, "--graceful-timeout", "20")

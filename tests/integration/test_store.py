@@ -281,6 +281,21 @@ def test_duration_expiry_times_out_and_retries(store: SqlStore, clock: FakeClock
     assert store.list_tasks()[0].state == TaskState.FAILED  # no attempts left
 
 
+@pytest.mark.parametrize(("duration", "ended"), [(10, T0 + 10), (None, T0 + HB)])
+def test_an_expiry_noticed_late_dates_from_the_deadline(
+    store: SqlStore, clock: FakeClock, duration: float | None, ended: float
+) -> None:
+    """Expiry is applied when the store is next used; its times must not depend on when."""
+    store.submit_workflow(wf(t("a", duration=duration, max_attempts=2, retry_delay=30)))
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    clock.now = ended + 40  # nobody looked until 40 s after the end; retry_delay ran out at 30
+    task = store.get_task(claim.task_id)
+    assert task.attempts is not None and task.attempts[0].finished == ended
+    again = store.claim_attempt("r2", [])
+    assert again is not None and again.attempt_number == 2
+
+
 def test_heartbeat_keeps_alive_then_loss_fails(store: SqlStore, clock: FakeClock) -> None:
     store.submit_workflow(wf(t("a")))
     claim = store.claim_attempt("r1", [])
@@ -608,14 +623,38 @@ def test_report_and_claim_is_one_step(store: SqlStore) -> None:
     ack, nxt = store.report_and_claim(first.attempt_id, OK, "r1", [])
     assert ack.task_state == TaskState.COMPLETED
     assert nxt is not None and nxt.task_name == "b"  # released by the result it came with
-    again, same = store.report_and_claim(first.attempt_id, OK, "r1", [])
-    assert again == ack and same is not None and same.task_name == "c"  # the repeat: same ack
     assert store.get_workflow(wid).counts == {
-        "todo": 0,
-        "in_process": 2,
+        "todo": 1,
+        "in_process": 1,
         "completed": 1,
         "failed": 0,
     }
+
+
+def test_a_repeated_result_gets_the_same_next_attempt(store: SqlStore) -> None:
+    """The runner lost the answer and sends the result again: no second claim to orphan."""
+    wid = store.submit_workflow(wf(t("a"), t("b"), t("c"))).id
+    first = store.claim_attempt("r1", [])
+    assert first is not None
+    ack, nxt = store.report_and_claim(first.attempt_id, OK, "r1", [])
+    again, same = store.report_and_claim(first.attempt_id, OK, "r1", [])
+    assert (again, same) == (ack, nxt)
+    assert nxt is not None and nxt.task_name == "b"
+    assert store.get_workflow(wid).counts["in_process"] == 1
+    store.report_result(nxt.attempt_id, OK)  # once that attempt has ended, a repeat claims anew
+    _, fresh = store.report_and_claim(first.attempt_id, OK, "r1", [])
+    assert fresh is not None and fresh.task_name == "c"
+
+
+def test_a_cancelled_attempt_is_told_to_stop_even_after_a_retry(store: SqlStore) -> None:
+    wid = store.submit_workflow(wf(t("a"))).id
+    claim = store.claim_attempt("r1", [])
+    assert claim is not None
+    store.cancel_workflow(wid)
+    store.retry_workflow(wid)  # the task is todo again; the old command must still stop
+    assert store.heartbeat(claim.attempt_id) is True
+    second = store.claim_attempt("r2", [])
+    assert second is not None and store.heartbeat(second.attempt_id) is False
 
 
 def test_a_refused_result_claims_nothing(store: SqlStore) -> None:
@@ -682,7 +721,7 @@ def test_a_version_1_store_is_migrated_on_open(
         assert done.state == WorkflowState.COMPLETED and done.counts["completed"] == 1
     finally:
         store.close()
-    store = open_store(url)  # a second open finds version 2 and changes nothing
+    store = open_store(url)  # a second open finds the current version and changes nothing
     store.close()
 
 

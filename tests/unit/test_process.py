@@ -154,6 +154,23 @@ def test_cannot_start_is_a_clear_message(
         process.start(command, os.environ, process.resolve_cwd(cwd, tmp_path), out)
 
 
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        ("echo a\x00b", {}),
+        (["echo", "a\x00b"], {}),
+        ("echo ok", {"E": "a\x00b"}),
+        (["echo", "ok"], {"E": "a\x00b"}),
+    ],
+)
+def test_a_nul_byte_cannot_start_rather_than_crash(
+    out: IO[bytes], workdir: Path, command: str | list[str], env: dict[str, str]
+) -> None:
+    """No exec can pass a NUL: the attempt fails as "could not start", the runner lives on."""
+    with pytest.raises(process.CannotStart, match="null byte in the command or its environment"):
+        process.start(command, {**os.environ, **env}, workdir, out)
+
+
 def test_kill_group_takes_children_with_it(out: IO[bytes], workdir: Path) -> None:
     proc = process.start("sleep 300 & echo $!; wait", os.environ, workdir, out)
     child = int(wait_until(lambda: process.read_tail(out).strip(), what="child pid"))

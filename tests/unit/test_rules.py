@@ -37,13 +37,15 @@ def test_labels_match_needs_every_task_label() -> None:
 
 def test_expiry_duration_wins_then_heartbeat() -> None:
     assert rules.expiry(None, 0.0, 59.9, 60) is None
-    assert rules.expiry(None, 0.0, 60.0, 60) == (
+    assert rules.expiry(None, 0.0, 61.0, 60) == (
         AttemptStatus.FAILED,
         AttemptReason.HEARTBEAT_LOST,
+        60.0,  # when the timeout ran out, not when it was noticed
     )
     assert rules.expiry(10.0, 0.0, 100.0, 60) == (
         AttemptStatus.TIMED_OUT,
         AttemptReason.DURATION_EXCEEDED,
+        10.0,
     )
     assert rules.expiry(10.0, 5.0, 9.0, 60) is None
 
