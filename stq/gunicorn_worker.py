@@ -27,6 +27,7 @@ and WSGI layer are used: ``base.Worker``, ``http.RequestParser``,
 from __future__ import annotations
 
 import errno
+import json
 import os
 import selectors
 import socket
@@ -105,6 +106,7 @@ class ConnectionThreadWorker(base.Worker):
     # --- the main thread: accept, stay alive, stop -----------------------------
 
     def run(self) -> None:
+        util.write_error = write_json_error  # this worker process's answers to unparsable requests
         for listener in self.sockets:
             listener.setblocking(False)
         selector = selectors.DefaultSelector()
@@ -280,3 +282,22 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def write_json_error(sock: socket.socket, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it could not parse, as SPEC's JSON error body.
+
+    gunicorn's ``Worker.handle_error`` chooses the status and message (a bad
+    request line, header or chunk framing, a URI or headers over the limits)
+    and hands them to ``gunicorn.util.write_error``, which writes an HTML page;
+    ``run`` puts this function in its place in the worker process, so the
+    mapping stays gunicorn's and only the body changes.
+    """
+    from stq.api.errors import code_for, error_body  # not at import: the arbiter loads us
+
+    body = json.dumps(error_body(code_for(status, reason), message or reason)).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)

@@ -35,9 +35,14 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
     return {"error": {"code": code, "message": message, "details": details or []}}
 
 
+def code_for(status: int, title: str | None) -> str:
+    """The error body's ``code`` for an HTTP status: STQ's own name, else the title's words."""
+    return _FALCON_CODES.get(status) or re.sub(r"\W+", "_", str(title or status)).lower()
+
+
 def _http_error_body(exc: falcon.HTTPError) -> tuple[int, dict[str, Any]]:
     status = exc.status_code
-    code = _FALCON_CODES.get(status) or re.sub(r"\W+", "_", str(exc.title or status)).lower()
+    code = code_for(status, exc.title)
     message = exc.description or exc.title or str(status)
     if status == 404 and not exc.description:
         message = "No such resource."

@@ -209,7 +209,13 @@ def test_a_request_that_is_not_plain_hands_the_connection_to_gunicorns_parser(
 def test_gunicorns_answers_to_what_is_not_plain_are_kept(server: LiveServer) -> None:
     with connect(server) as sock:  # a second Host: gunicorn refuses it
         twice = b"GET /api/v1/health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"
-        assert ask(sock, twice).startswith(b"HTTP/1.1 400")
+        answer = ask(sock, twice)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"Content-Type: application/json" in answer and b'"code": "bad_request"' in answer
+    with connect(server) as sock:  # a URI past gunicorn's limit: its 414, in SPEC's body
+        answer = ask(sock, b"GET /" + b"x" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 414")
+    assert b'"code": "uri_too_long"' in answer
     with connect(server) as sock:  # Expect: 100-continue is answered before the body is sent
         sock.sendall(
             b"POST /api/v1/attempts/claim HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
