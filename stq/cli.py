@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stq import __version__
 from stq.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StqError, WorkflowInvalid
@@ -42,6 +42,10 @@ examples:
 """
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+#: Most local runners ``stq run -j`` starts. Each is a Python process (~23 MB resident, a
+#: connection to the embedded server); past a few per CPU they only wait on each
+#: other, and a value like 1000000 is a typo that would fork until memory runs out.
+MAX_JOBS = 256
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,34 +61,40 @@ class _ArgparseError(Exception):
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     """Check files offline; print every problem of every file."""
-    from stq.loader import load_workflow_file
-
     status = EXIT_OK
     for path in args.files:
-        try:
-            spec = load_workflow_file(path)
-        except WorkflowInvalid as ex:
-            for problem in ex.problems:
-                print(problem, file=sys.stdout)
+        spec = _read_workflow(path, sys.stdout)
+        if spec is None:
             status = EXIT_FAILED
-        else:
-            if args.verbose:
-                print(f"{path}: ok ({len(spec.tasks)} tasks)")
+        elif args.verbose:
+            print(f"{path}: ok ({len(spec.tasks)} tasks)")
     return status
 
 
-def _load(path: str) -> WorkflowSpec:
-    """Validate ``path`` locally, printing every problem as ``stq validate`` does."""
+def _read_workflow(path: str, problems: TextIO) -> WorkflowSpec | None:
+    """Read and check one workflow file; None after printing each problem to ``problems``.
+
+    The one way every command reads a file, so ``submit`` and ``run`` accept
+    exactly what ``validate`` accepts (pipes such as ``<(...)`` too) and
+    refuse the rest with the same ``FILE:LINE:COL: message`` lines: a
+    directory, an empty file and a missing one are all problems of the file.
+    """
     from stq.loader import load_workflow_file
 
-    if not os.path.isfile(path):
-        raise StqError(f"cannot read {path}: no such file")
     try:
         return load_workflow_file(path)
     except WorkflowInvalid as ex:
         for problem in ex.problems:
-            print(problem, file=sys.stderr)
-        raise StqError(f"{path} is invalid: nothing was submitted") from ex
+            print(problem, file=problems)
+        return None
+
+
+def _load(path: str, verb: str) -> WorkflowSpec:
+    """``_read_workflow`` for a command that goes on to use it: problems on stderr, exit 1."""
+    spec = _read_workflow(path, sys.stderr)
+    if spec is None:
+        raise StqError(f"nothing was {verb}: fix {path} as the lines above say")
+    return spec
 
 
 def _client(args: argparse.Namespace, settings: Settings) -> Client:
@@ -101,7 +111,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
     client = _client(args, settings)
     with gc_paused():  # a big workflow is millions of objects and no cycles
-        wf_id = client.submit(workflow_document(_load(args.file)))["id"]
+        wf_id = client.submit(workflow_document(_load(args.file, "submitted")))["id"]
     print(wf_id, flush=True)
     if not args.wait:
         return EXIT_OK
@@ -135,7 +145,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """The whole workflow on this machine: embedded server, N local runners."""
     from stq.local import run_local
 
-    spec = _load(args.file)
+    spec = _load(args.file, "run")
     return run_local(spec, args.jobs, args.db, sys.stdout, verbose=args.verbose)
 
 
@@ -144,7 +154,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from stq.progress import task_table, workflow_table
 
     client = _client(args, settings)
-    if args.workflow_id:
+    if args.workflow_id is not None:  # '' too: the client refuses an empty id
         data = client.workflow(args.workflow_id)
         text = task_table(data)
     else:
@@ -159,16 +169,40 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     from stq.progress import safe
 
     client = _client(args, settings)
-    attempts = client.task(args.task_id).get("attempts") or []
-    if args.attempt is not None:
-        attempts = [a for a in attempts if a["number"] == args.attempt]
-        if not attempts:
-            raise StqError(f"task {args.task_id} has no attempt {args.attempt}: see stq status")
-    if not attempts:
-        raise StqError(f"task {args.task_id} has no attempts yet")
-    text = client.output(attempts[-1]["id"])
+    attempt = _shown_attempt(client.task(args.task_id), args.attempt)
+    text = client.output(attempt["id"])
     sys.stdout.write(safe(text, keep_newlines=True) if sys.stdout.isatty() else text)
+    if attempt.get("status") == "running":  # the runner sends the output when it ends
+        sys.stdout.flush()
+        print(
+            f"stq: attempt {attempt['number']} of task {args.task_id} is still running: "
+            "its output reaches the server when it ends; run stq logs again then",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _shown_attempt(task: dict[str, Any], number: int | None) -> dict[str, Any]:
+    """The attempt ``stq logs`` shows: number ``number``, or the last; exit 1 if none."""
+    attempts = task.get("attempts") or []
+    if number is not None:
+        attempts = [a for a in attempts if a["number"] == number]
+        if not attempts:
+            raise StqError(f"task {task['id']} has no attempt {number}: see stq status")
+    if not attempts:
+        raise StqError(_no_attempts(task))
+    return attempts[-1]
+
+
+def _no_attempts(task: dict[str, Any]) -> str:
+    """Why a task has no attempt, and what to do: only a waiting task will get one."""
+    head = f"task {task['id']} has no attempts"
+    retry = f"stq retry {task['workflow_id']} runs it again"
+    if task.get("reason") == "upstream_failed":
+        return f"{head} and will get none: a task it depends on failed ({retry})"
+    if task.get("reason") == "cancelled":
+        return f"{head}: its workflow was cancelled before it ran ({retry})"
+    return f"{head} yet: it waits for its dependencies or a runner"
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -183,8 +217,8 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _number(kind: type, low: float) -> Callable[[str], Any]:
-    """An argparse type: a number of ``kind`` no smaller than ``low``."""
+def _number(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: a number of ``kind`` from ``low`` up to ``high`` (if given)."""
 
     def parse(text: str) -> Any:
         try:
@@ -193,6 +227,8 @@ def _number(kind: type, low: float) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}: {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}: {text!r}")
         return value
 
     return parse
@@ -255,7 +291,14 @@ def _add_process_commands(sub: Any) -> None:
 
     p = sub.add_parser("run", help="run a workflow start to end on this machine")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("-j", "--jobs", type=_number(int, 1), default=os.cpu_count() or 1)
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_number(int, 1, MAX_JOBS),
+        default=min(MAX_JOBS, os.cpu_count() or 1),
+        metavar="N",
+        help=f"local runners, 1 to {MAX_JOBS} (default: one per CPU, here %(default)s)",
+    )
     p.add_argument("--db", metavar="PATH", help="SQLite file to keep (default: a temp file)")
     p.set_defaults(handler=cmd_run)
 

@@ -11,6 +11,7 @@ never followed: the bearer token must not travel to a host it was not meant for.
 from __future__ import annotations
 
 import http.client
+import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -20,6 +21,7 @@ from stq.errors import (
     BadRequest,
     Conflict,
     NotFound,
+    NotStqServer,
     PayloadTooLarge,
     ServerUnreachable,
     StoreUnavailable,
@@ -53,8 +55,14 @@ class ServerError(StqError):
     exit_code = EXIT_USAGE
 
 
-#: What a runner retries with backoff rather than giving up on.
-RETRYABLE = (ServerUnreachable, StoreUnavailable, ServerError)
+#: Answers without STQ's error body that mean this URL serves something else: a 4xx
+#: (but 401: the token) or 501, never a passing state; other 5xx may be a proxy's.
+_NOT_STQ_STATUSES = frozenset(range(400, 500)) - {401} | {501}
+
+#: What a runner retries with backoff rather than giving up on. An answer that is not
+#: STQ's (a proxy's page while its server restarts, a wrong URL) is one more outage to
+#: a runner, which logs it and keeps trying, as for an unreachable server (SPEC 4).
+RETRYABLE = (ServerUnreachable, StoreUnavailable, ServerError, NotStqServer)
 
 
 class Client:
@@ -62,11 +70,15 @@ class Client:
 
     def __init__(self, url: str, token: str | None = None):
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Authorization": f"Bearer {_sendable(token)}"} if token else {}
         try:
             self.conn = http_lite.Connection(self.url, headers, CONNECT_TIMEOUT)
         except http.client.InvalidURL as ex:  # a typo, not an outage: no retrying
             raise UsageError(f"{ex}: expected http://HOST:PORT") from None
+        except ValueError as ex:  # what urlsplit refuses, such as "http://[::1"
+            raise UsageError(
+                f"not an http(s) URL: {url!r} ({ex}): expected http://HOST:PORT"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -85,12 +97,54 @@ class Client:
                 f"cannot reach {self.url}: start `stq server` or set STQ_SERVER"
             ) from ex
         if resp.status_code >= 300:
-            raise _error(resp, self.url)
+            raise self._error(resp, f"{method} {path}")
         return resp
+
+    def _error(self, resp: http_lite.Response, request: str) -> StqError:
+        """The StqError for an error answer; one that is not STQ's says the URL is wrong.
+
+        An STQ server answers every error with SPEC section 5's JSON body, and
+        its 404 means an unknown id only if the same URL answers STQ's health
+        check: otherwise (a path prefix too many, another web server) the 404
+        is about the URL, and must not read like an unknown id (exit 1).
+        """
+        error = _stq_error(resp)
+        if error is None and resp.status_code in _NOT_STQ_STATUSES:
+            return self._not_stq(f"{request} answered {resp.status_code} {resp.reason}")
+        if error is None and resp.status_code >= 500:  # maybe a proxy in front: retryable
+            return ServerError(
+                f"{self.url} answered {request} with {resp.status_code} {resp.reason}, "
+                "not an STQ error: retry later, or check --server or STQ_SERVER"
+            )
+        if resp.status_code == 404 and not self._serves_stq():
+            return self._not_stq(f"no STQ API at {self.url}/api/v1")
+        return _error(resp, error or {}, self.url)
+
+    def _serves_stq(self) -> bool:
+        """Whether this URL answers STQ's health check (when it cannot tell: yes)."""
+        try:
+            resp = self.conn.request("GET", "/api/v1/health", read_timeout=READ_SLACK)
+        except (OSError, http.client.HTTPException):
+            return True  # gone meanwhile: the server's own answer stands
+        if resp.status_code == 404:
+            return False
+        body = _parse(resp)  # {"ok": true}, or the store is down: an STQ 503
+        return isinstance(body, dict) and ("ok" in body or _stq_error(resp) is not None)
+
+    def _not_stq(self, what: str) -> NotStqServer:
+        return NotStqServer(
+            f"{self.url} does not look like an STQ server ({what}): "
+            "set --server or STQ_SERVER to its address, e.g. http://127.0.0.1:8000"
+        )
 
     def _json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         resp = self._call(method, path, body, **kw)
-        return resp.json() if resp.content else None
+        if not resp.content:
+            return None
+        answer = _parse(resp)
+        if answer is _NOT_JSON:
+            raise self._not_stq(f"{method} {path} answered something other than JSON")
+        return answer
 
     # --- workflows ------------------------------------------------------------
 
@@ -141,7 +195,8 @@ class Client:
         return self._json("POST", f"/api/v1/attempts/{_seg(attempt_id)}/result", report)
 
     def health(self) -> bool:
-        return bool(self._json("GET", "/api/v1/health").get("ok"))
+        answer = self._json("GET", "/api/v1/health")
+        return isinstance(answer, dict) and bool(answer.get("ok"))
 
 
 def workflow_document(spec: WorkflowSpec) -> dict[str, Any]:
@@ -175,16 +230,52 @@ def workflow_document(spec: WorkflowSpec) -> dict[str, Any]:
 
 
 def _seg(value: str) -> str:
-    """An id as one URL path segment: nothing in it may change the path."""
+    """An id as one URL path segment: nothing in it may change the path.
+
+    An empty id would make the path another endpoint's (``/tasks/`` lists
+    tasks), so it is refused here, for every command at once.
+    """
+    if not str(value):
+        raise UsageError("an id cannot be empty: see `stq status` for the ids")
     return quote(str(value), safe="")
 
 
-def _error(resp: http_lite.Response, url: str) -> StqError:
-    """The StqError for an error answer, with the server's own message when it sent one."""
+def _sendable(token: str) -> str:
+    """``token`` if it can go in a header as is; a line break (say) is a usage error.
+
+    Caught here rather than as ``http_lite``'s ``ValueError`` so the message
+    names the variable to fix.
+    """
+    if _UNSENDABLE.search(token):
+        raise UsageError(
+            "STQ_TOKEN holds a control character (a line break?) or a character that "
+            "cannot go in an HTTP header: set it to the server's token alone"
+        )
+    return token
+
+
+_UNSENDABLE = re.compile(r"[^\x20-\x7e\xa0-\xff]")
+#: What ``_parse`` returns for a body that is not JSON (``None`` is valid JSON).
+_NOT_JSON = object()
+
+
+def _parse(resp: http_lite.Response) -> Any:
+    """The answer's JSON, or ``_NOT_JSON``."""
     try:
-        error = resp.json().get("error") or {}
+        return resp.json()
     except ValueError:
-        error = {}
+        return _NOT_JSON
+
+
+def _stq_error(resp: http_lite.Response) -> dict[str, Any] | None:
+    """The ``error`` object of SPEC section 5's body, or None when the answer has none."""
+    body = _parse(resp)
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) and isinstance(error.get("code"), str) else None
+
+
+def _error(resp: http_lite.Response, error: dict[str, Any], url: str) -> StqError:
+    """The StqError for an error answer, with the server's own message when it sent one."""
     message = error.get("message") or f"{resp.status_code} {resp.reason}"
     details = error.get("details") or []
     if resp.status_code == 401:

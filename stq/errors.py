@@ -139,3 +139,9 @@ class ServerUnreachable(StqError):
 
     code = "unreachable"
     exit_code = EXIT_USAGE
+
+
+class NotStqServer(UsageError):
+    """The URL answers, but not as an STQ server: set --server or STQ_SERVER to its address."""
+
+    code = "not_stq_server"

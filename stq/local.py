@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from stq.client import Client, workflow_document
 from stq.errors import EXIT_FAILED, EXIT_OK, ServerUnreachable
@@ -42,7 +42,7 @@ SERVER_WORKERS = 2
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM while the workflow runs."""
+    """Ctrl-C or SIGTERM while the workflow runs (raised only where ``_StopSignals`` allows)."""
 
 
 def free_port() -> int:
@@ -60,31 +60,42 @@ def run_local(
     spec: WorkflowSpec, jobs: int, db: str | None, out: TextIO, verbose: bool = False
 ) -> int:
     """Run ``spec`` to the end with ``jobs`` local runners; 0 completed, 1 failed."""
-    with ExitStack() as stack, _stop_signals_raise():
+    # The signals are handled outside the stack, so they stay handled while it unwinds.
+    with _StopSignals() as stop, ExitStack() as stack:
         try:
-            return _run(stack, spec, jobs, db, out, verbose)
+            return _run(stack, stop, spec, jobs, db, out, verbose)
         except Interrupted:
             out.write("\ninterrupted: stopping every process\n")
             return EXIT_FAILED
 
 
 def _run(
-    stack: ExitStack, spec: WorkflowSpec, jobs: int, db: str | None, out: TextIO, verbose: bool
+    stack: ExitStack,
+    stop: _StopSignals,
+    spec: WorkflowSpec,
+    jobs: int,
+    db: str | None,
+    out: TextIO,
+    verbose: bool,
 ) -> int:
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stq-run-")))
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "STQ_TOKEN": token, "STQ_DB": db or str(tmp / "stq.db")}
     logs = tmp / "stq.log" if not verbose else None
-    url, server = stack.enter_context(_server(env, logs))
+    url, server = _start_server(stack, env, logs)
     # Runners start while gunicorn boots: their imports overlap its own.
-    stack.enter_context(_runners(url, env, jobs, workflow_labels(spec), logs))
+    _start_runners(stack, stop, url, env, jobs, workflow_labels(spec), logs)
     client = Client(url, token)
     stack.callback(client.close)
-    _wait_healthy(server, client, logs)
-    wf_id = client.submit(workflow_document(spec))["id"]
+    wf_id = None
     try:
-        final = Progress(client, out, tty=out.isatty()).follow(wf_id)
+        with stop.interruptible():
+            _wait_healthy(server, client, logs)
+            wf_id = client.submit(workflow_document(spec))["id"]
+            final = Progress(client, out, tty=out.isatty()).follow(wf_id)
     except Interrupted:
+        if wf_id is None:
+            raise
         out.write("\ninterrupted: cancelling the workflow\n")
         client.cancel(wf_id)
         return EXIT_FAILED
@@ -92,21 +103,53 @@ def _run(
     return EXIT_OK if final["state"] == "completed" else EXIT_FAILED
 
 
-@contextmanager
-def _stop_signals_raise() -> Iterator[None]:
-    """Ctrl-C and SIGTERM become ``Interrupted`` once; later ones cannot break the cleanup."""
+class _StopSignals:
+    """Ctrl-C and SIGTERM, turned into one ``Interrupted`` raised only where it is safe.
 
-    def handler(signum: int, frame: object) -> None:
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-        raise Interrupted
+    A handler that raises wherever the signal lands can land between a child's
+    fork and the line that records it for stopping: that child then outlives
+    ``stq run`` (a runner retrying a dead server for ever). So the first signal
+    is only noted, and raised as ``Interrupted`` at the next ``check()`` or
+    inside an ``interruptible()`` block, which hold no process start. Later
+    signals are ignored: nothing can break the clean-up.
+    """
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
+    def __init__(self) -> None:
+        self.requested = False
+        self._armed = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_IGN)
+        self.requested = True
+        if self._armed:
+            self._armed = False
+            raise Interrupted
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` if a signal came since the last look."""
+        if self.requested:
+            raise Interrupted
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block a signal interrupts at once: it must start no process."""
+        self.check()
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
 
 
 def _spawn(argv: Sequence[str], env: dict[str, str], logs: Path | None) -> subprocess.Popen:
@@ -147,19 +190,21 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-@contextmanager
-def _server(env: dict[str, str], logs: Path | None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """gunicorn on a free loopback port (its URL and process); stopped on exit."""
+def _start_server(
+    stack: ExitStack, env: dict[str, str], logs: Path | None
+) -> tuple[str, subprocess.Popen]:
+    """gunicorn on a free loopback port (its URL and process), stopped when ``stack`` closes.
+
+    Called where no signal raises (see ``_StopSignals``), so the process is
+    always on the stack once it exists.
+    """
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     argv = gunicorn_argv(f"127.0.0.1:{port}", workers=SERVER_WORKERS)
     proc = _spawn(argv, env, logs)
-    try:
-        yield url, proc
-    finally:
-        # Runners are gone and every change is one committed transaction (SPEC section 3),
-        # so a graceful stop would only wait out their abandoned long polls.
-        _stop(proc, signals=(signal.SIGKILL,), timeout=STOP_TIMEOUT)
+    # Runners are gone by then and every change is one committed transaction (SPEC
+    # section 3), so a graceful stop would only wait out their abandoned long polls.
+    stack.callback(_stop, proc, signals=(signal.SIGKILL,), timeout=STOP_TIMEOUT)
+    return f"http://127.0.0.1:{port}", proc
 
 
 def _wait_healthy(proc: subprocess.Popen, client: Client, logs: Path | None) -> None:
@@ -176,23 +221,36 @@ def _wait_healthy(proc: subprocess.Popen, client: Client, logs: Path | None) -> 
     raise ServerUnreachable(f"the embedded server did not start:\n{tail}".rstrip())
 
 
-@contextmanager
-def _runners(
-    url: str, env: dict[str, str], jobs: int, labels: list[str], logs: Path | None
-) -> Iterator[list[subprocess.Popen]]:
-    """``jobs`` runner subprocesses; on exit: drain (SIGTERM twice kills commands), wait."""
+def _start_runners(
+    stack: ExitStack,
+    stop: _StopSignals,
+    url: str,
+    env: dict[str, str],
+    jobs: int,
+    labels: list[str],
+    logs: Path | None,
+) -> None:
+    """``jobs`` runner subprocesses, each recorded for stopping before the next starts.
+
+    A signal stops the spawning between two runners (``stop.check``), never
+    between a fork and its record. When ``stack`` closes: drain (SIGTERM twice
+    kills commands), wait, SIGKILL what is left.
+    """
     procs: list[subprocess.Popen] = []
-    try:
-        for i in range(jobs):
-            argv = [sys.executable, "-m", "stq", "worker", url, "--name", f"local-{i + 1}"]
-            if labels:
-                argv += ["--labels", ",".join(labels)]
-            procs.append(_spawn(argv, env, logs))
-        yield procs
-    finally:
-        _signal_runners(procs)
-        for proc in procs:
-            _stop(proc, signals=())
+    stack.callback(_stop_runners, procs)
+    for i in range(jobs):
+        stop.check()
+        argv = [sys.executable, "-m", "stq", "worker", url, "--name", f"local-{i + 1}"]
+        if labels:
+            argv += ["--labels", ",".join(labels)]
+        procs.append(_spawn(argv, env, logs))
+
+
+def _stop_runners(procs: list[subprocess.Popen]) -> None:
+    """Drain every runner at once, then reap each (SIGKILL after ``STOP_TIMEOUT``)."""
+    _signal_runners(procs)
+    for proc in procs:
+        _stop(proc, signals=())
 
 
 def _signal_runners(procs: list[subprocess.Popen]) -> None:

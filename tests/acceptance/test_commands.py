@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.acceptance.support import STQ, Api, pid_alive, stq, submit, write
+from tests.acceptance.support import (
+    STQ,
+    Api,
+    assert_one_line_error,
+    pid_alive,
+    stq,
+    submit,
+    write,
+)
 from tests.conftest import ROOT
 from tests.helpers import free_port, scrubbed_env, wait_until
 
@@ -47,6 +55,44 @@ def test_status_and_logs(tmp_path: Path, start_server, start_runner) -> None:
     assert stq("logs", task_id, "--attempt", "2", env=env).returncode == 1
     shown = on_a_terminal([STQ, "logs", task_id], env)
     assert "\x1b" not in shown and "\\x1b[2J" in shown and "tail" in shown
+
+
+def test_logs_without_output_says_why(tmp_path: Path, start_server, start_runner) -> None:
+    server = start_server()
+    wf = write(
+        tmp_path / "w.yaml",
+        """\
+        name: quiet
+        tasks:
+          broken: {command: 'exit 3'}
+          after_broken: {command: 'true', depends_on: [broken]}
+          slow: {command: 'touch started; sleep 60'}
+          after_slow: {command: 'true', depends_on: [slow]}
+        """,
+    )
+    wf_id = submit(server.url, wf)
+    start_runner(server.url, "--exit-when-idle", "5")
+    api = Api(server.url)
+    env = {"STQ_SERVER": server.url}
+    ids = {name: api.task(wf_id, name)["id"] for name in ("after_broken", "slow", "after_slow")}
+    api.wait_task(wf_id, "after_broken", "failed")
+    wait_until(lambda: (tmp_path / "started").exists(), what="slow started")
+
+    upstream = stq("logs", ids["after_broken"], env=env)
+    assert_one_line_error(upstream, 1)
+    assert "has no attempts and will get none: a task it depends on failed" in upstream.stderr
+
+    running = stq("logs", ids["slow"], env=env)  # what there is (nothing yet), and why
+    assert running.returncode == 0 and running.stdout == ""
+    assert running.stderr == (
+        f"stq: attempt 1 of task {ids['slow']} is still running: "
+        "its output reaches the server when it ends; run stq logs again then\n"
+    )
+
+    assert stq("cancel", wf_id, env=env).returncode == 0
+    cancelled = stq("logs", ids["after_slow"], env=env)
+    assert_one_line_error(cancelled, 1)
+    assert "its workflow was cancelled before it ran" in cancelled.stderr
 
 
 def on_a_terminal(argv: list[str], env: dict[str, str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -159,3 +160,43 @@ def test_ctrl_c_cancels_and_leaves_no_process(tmp_path: Path) -> None:
     assert "cancelling" in out and "Traceback" not in out
     for pid in children:
         wait_until(lambda pid=pid: not pid_alive(pid), timeout=5, what=f"pid {pid} gone")
+
+
+def marked_pids(mark: str) -> set[int]:
+    """Live processes whose environment carries ``STQ_TEST_MARK=mark`` (they inherit it)."""
+    needle = f"STQ_TEST_MARK={mark}".encode()
+    found = set()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes().split(b"\0"):
+                found.add(int(environ.parent.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return {pid for pid in found if pid_alive(pid)}
+
+
+@pytest.mark.parametrize("seen", [1, 6, 14])
+def test_sigterm_during_start_up_leaves_no_process(tmp_path: Path, seen: int) -> None:
+    # SIGTERM while the runners are being spawned: one caught between its fork and
+    # being recorded used to outlive `stq run`, retrying a dead server forever.
+    wf = write(tmp_path / "long.yaml", "name: long\ntasks:\n  t: {command: 'sleep 60'}\n")
+    mark = f"{tmp_path.name}-{seen}"
+    proc = subprocess.Popen(
+        [STQ, "run", str(wf), "-j", "24"],
+        cwd=tmp_path,
+        env=scrubbed_env({"STQ_TEST_MARK": mark}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: len(descendants(proc.pid)) >= seen, 20, 0.001, f"{seen} children")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 1 and "Traceback" not in out, out
+        wait_until(lambda: not marked_pids(mark), 10, 0.05, "no process of stq run left")
+    finally:
+        for pid in marked_pids(mark) | ({proc.pid} if proc.poll() is None else set()):
+            os.kill(pid, signal.SIGKILL)  # an escaped one must not retry for ever
+        proc.wait(10)

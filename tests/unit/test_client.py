@@ -9,13 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stq.client import Client
+from stq.client import Client, ServerError
 from stq.errors import (
     Conflict,
     NotFound,
+    NotStqServer,
     ServerUnreachable,
     StoreUnavailable,
     Unauthorized,
+    UsageError,
     WorkflowInvalid,
 )
 from tests.helpers import free_port
@@ -29,7 +31,9 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         SEEN.append((self.path, self.headers.get("Authorization")))
         status, body, headers = ANSWERS.get(self.path, (404, {"error": {}}, {}))
-        data = b"" if body is None else json.dumps(body).encode()
+        data = (
+            body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
+        )
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -57,6 +61,7 @@ def server_url() -> Iterator[str]:
 def url(server_url: str) -> str:
     ANSWERS.clear()
     SEEN.clear()
+    ANSWERS["/api/v1/health"] = (200, {"ok": True}, {})
     return server_url
 
 
@@ -111,3 +116,61 @@ def test_unreachable_says_what_to_do() -> None:
     with pytest.raises(ServerUnreachable) as caught:
         Client(down).health()
     assert caught.value.message == (f"cannot reach {down}: start `stq server` or set STQ_SERVER")
+
+
+HTML = b"<html><body>Not an API</body></html>"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, HTML, {}),  # a site that answers every path with its page
+        (404, HTML, {}),  # another web server (python3 -m http.server)
+        (405, {"detail": "Method Not Allowed"}, {}),  # JSON, but not STQ's error body
+    ],
+)
+def test_an_answer_that_is_not_stq_says_the_url_is_wrong(url: str, answer: tuple) -> None:
+    ANSWERS["/api/v1/workflows/w1"] = answer
+    with pytest.raises(NotStqServer) as caught:
+        Client(url).workflow("w1")
+    assert caught.value.exit_code == 2
+    assert caught.value.message.startswith(f"{url} does not look like an STQ server (")
+    assert "STQ_SERVER" in caught.value.message
+
+
+def test_a_404_where_health_is_missing_too_is_the_url_not_the_id(url: str) -> None:
+    # An STQ server under a path it does not serve: its 404 body is STQ's, yet
+    # the id was never looked up; its health check (under the same prefix) is missing too.
+    del ANSWERS["/api/v1/health"]
+    ANSWERS["/api/v1/tasks/t1"] = (404, error("not_found", "No such resource."), {})
+    with pytest.raises(NotStqServer, match="no STQ API at"):
+        Client(url).task("t1")
+    ANSWERS["/api/v1/health"] = (200, {"ok": True}, {})
+    with pytest.raises(NotFound):  # the same answer from a healthy server: an unknown id
+        Client(url).task("t1")
+
+
+def test_a_5xx_that_is_not_stq_stays_retryable(url: str) -> None:
+    ANSWERS["/api/v1/workflows"] = (502, HTML, {})
+    with pytest.raises(ServerError, match="502 Bad Gateway, not an STQ error"):
+        Client(url).workflows()
+
+
+@pytest.mark.parametrize("server", ["http://[::1", "http://127.0.0.1:port", "ftp://x"])
+def test_a_malformed_url_is_a_usage_error(server: str) -> None:
+    with pytest.raises(UsageError, match="expected http://HOST:PORT"):
+        Client(server)
+
+
+@pytest.mark.parametrize("token", ["bad\ntoken", "tab\there", "nul\x00", "euro\u20ac"])
+def test_a_token_that_cannot_be_a_header_names_stq_token(token: str) -> None:
+    with pytest.raises(UsageError, match="STQ_TOKEN"):
+        Client("http://127.0.0.1:1", token)
+
+
+def test_an_empty_id_is_refused_before_any_request(url: str) -> None:
+    client = Client(url)
+    for call in (client.task, client.workflow, client.cancel, client.retry, client.output):
+        with pytest.raises(UsageError, match="empty"):
+            call("")
+    assert SEEN == []
