@@ -16,7 +16,9 @@ import os
 import sys
 from collections.abc import Mapping
 
-from stq.errors import UsageError
+from stq.errors import StqError, UsageError
+from stq.settings import DEFAULT_DB, heartbeat_timeout
+from stq.store import sqlite_path
 
 DEFAULT_BIND = "127.0.0.1:8000"
 WORKER_CLASS = "stq.gunicorn_worker.ConnectionThreadWorker"
@@ -109,6 +111,34 @@ def serve(
     env = dict(os.environ if environ is None else environ)
     if db:
         env["STQ_DB"] = db
+    _check_settings(env)
     argv = gunicorn_argv(bind, workers)
     os.execve(argv[0], argv, env)
     return 0  # not reached
+
+
+def _check_settings(env: Mapping[str, str]) -> None:
+    """Refuse, before gunicorn starts, what would otherwise only show in answers or never.
+
+    A misspelt heartbeat timeout would silently be 60 s, and a SQLite file in
+    a directory that does not exist would only be reported by every request
+    as a 503. (An unreachable PostgreSQL is not refused: the server answers
+    503 until it is up, as for an outage later on.)
+    """
+    if heartbeat_timeout(env.get("STQ_HEARTBEAT_TIMEOUT", "")) is None:
+        raise UsageError(
+            f"STQ_HEARTBEAT_TIMEOUT={env['STQ_HEARTBEAT_TIMEOUT']!r}: "
+            "expected a positive number of seconds, e.g. 60"
+        )
+    db = env.get("STQ_DB") or DEFAULT_DB
+    try:
+        path = sqlite_path(db)
+    except StqError as ex:
+        raise UsageError(f"--db: {ex.message}") from None
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--db {db!r}: the directory {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"--db {db!r} is a directory: give a file path, e.g. {db}/stq.db")

@@ -40,16 +40,26 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read ``STQ_SERVER``, ``STQ_TOKEN``, ``STQ_DB``, ``STQ_HEARTBEAT_TIMEOUT``."""
         env = os.environ if environ is None else environ
-        timeout_text = env.get("STQ_HEARTBEAT_TIMEOUT", "").strip()
-        try:
-            timeout = float(timeout_text) if timeout_text else DEFAULT_HEARTBEAT_TIMEOUT
-        except ValueError:
-            timeout = DEFAULT_HEARTBEAT_TIMEOUT
-        if not timeout > 0:
-            timeout = DEFAULT_HEARTBEAT_TIMEOUT
+        timeout = heartbeat_timeout(env.get("STQ_HEARTBEAT_TIMEOUT", ""))
         return cls(
             server_url=(env.get("STQ_SERVER") or DEFAULT_SERVER).rstrip("/"),
             token=env.get("STQ_TOKEN") or None,
             db=env.get("STQ_DB") or DEFAULT_DB,
-            heartbeat_timeout=timeout,
+            heartbeat_timeout=DEFAULT_HEARTBEAT_TIMEOUT if timeout is None else timeout,
         )
+
+
+def heartbeat_timeout(text: str) -> float | None:
+    """``STQ_HEARTBEAT_TIMEOUT``'s seconds (the default when unset); None if not a usable number.
+
+    Only ``stq server`` refuses a bad value (before it starts); every other
+    process falls back to the default, since the setting is not theirs.
+    """
+    text = text.strip()
+    if not text:
+        return DEFAULT_HEARTBEAT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None

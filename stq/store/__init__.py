@@ -33,14 +33,22 @@ def open_store(
     from stq.store.sql import SqlStore
     from stq.store.sqlite import SqliteDialect
 
-    if url.startswith(_PG_PREFIXES):
+    path = sqlite_path(url)
+    if path is None:
         return _open_postgres(url, clock, heartbeat_timeout)
-    path = url[len(_SQLITE_PREFIX) :] if url.startswith(_SQLITE_PREFIX) else url
-    if not path or "://" in path:
-        raise StoreUnavailable(f"Not a store path or URL: {url!r} (a file path or postgresql://)")
     store = SqlStore(SqliteDialect(path), clock=clock, heartbeat_timeout=heartbeat_timeout)
     store.check()
     return store
+
+
+def sqlite_path(url: str) -> str | None:
+    """The SQLite file ``url`` names, or None for a PostgreSQL URL; else ``StoreUnavailable``."""
+    if url.startswith(_PG_PREFIXES):
+        return None
+    path = url[len(_SQLITE_PREFIX) :] if url.startswith(_SQLITE_PREFIX) else url
+    if not path or "://" in path:
+        raise StoreUnavailable(f"Not a store path or URL: {url!r} (a file path or postgresql://)")
+    return path
 
 
 def _open_postgres(url: str, clock: Callable[[], float], heartbeat_timeout: float) -> Store:

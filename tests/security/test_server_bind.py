@@ -1,6 +1,8 @@
-"""``stq server`` refuses a non-loopback bind with no token unless ``--insecure``."""
+"""``stq server`` refuses a public bind with no token (unless ``--insecure``) and bad settings."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +40,32 @@ def test_cli_refuses_with_one_line() -> None:
     result = stq("server", "--bind", "0.0.0.0:1")
     assert_one_line_error(result, 2)
     assert "--insecure" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"STQ_HEARTBEAT_TIMEOUT": "abc"}, "STQ_HEARTBEAT_TIMEOUT='abc'"),
+        ({"STQ_HEARTBEAT_TIMEOUT": "0"}, "positive number"),
+        ({"STQ_HEARTBEAT_TIMEOUT": "-1"}, "positive number"),
+        ({"STQ_DB": "/nonexistent-stq-dir/x.db"}, "does not exist"),
+        ({"STQ_DB": "/"}, "is a directory"),
+        ({"STQ_DB": "mysql://h/db"}, "Not a store path or URL"),
+    ],
+)
+def test_settings_the_server_could_not_use_are_refused_before_it_starts(
+    environ: dict[str, str], says: str, execs: list[list[str]]
+) -> None:
+    """Else a typo would silently be the default, or every request a 503."""
+    with pytest.raises(UsageError, match=says):
+        server.serve("127.0.0.1:8000", None, 1, insecure=False, token=None, environ=environ)
+    assert execs == []
+
+
+def test_a_postgresql_url_and_a_new_sqlite_file_are_accepted(
+    execs: list[list[str]], tmp_path: Path
+) -> None:
+    for db in ("postgresql://127.0.0.1:1/nowhere", str(tmp_path / "new.db")):
+        environ = {"STQ_HEARTBEAT_TIMEOUT": "6"}
+        server.serve("127.0.0.1:8000", db, 1, insecure=False, token=None, environ=environ)
+    assert len(execs) == 2
