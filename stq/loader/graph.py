@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from stq.errors import Problem
-from stq.loader.locate import Locator
+from stq.loader.locate import Locator, readable
 
 #: Cycles named one by one; past this, one line says how many more there are.
 MAX_CYCLES_REPORTED = 100
@@ -54,9 +54,9 @@ def _bad_names(
     for index, dep in enumerate(deps):
         path = ["tasks", name, "depends_on", index]
         if dep == name:
-            problems.append(where.problem(path, f"task '{name}' depends on itself"))
+            problems.append(where.problem(path, f"task {name!r} depends on itself"))
         elif isinstance(dep, str) and dep not in edges:
-            problems.append(where.problem(path, f"unknown task '{dep}'"))
+            problems.append(where.problem(path, f"unknown task {dep!r}"))
     return problems
 
 
@@ -80,7 +80,9 @@ def _cycle_problems(
     for closer, target, cycle in cycles[:MAX_CYCLES_REPORTED]:
         index = tasks[closer]["depends_on"].index(target)
         path = ["tasks", closer, "depends_on", index]
-        problems.append(where.problem(path, "dependency cycle: " + " -> ".join(cycle)))
+        problems.append(
+            where.problem(path, "dependency cycle: " + " -> ".join(map(readable, cycle)))
+        )
     if len(cycles) > MAX_CYCLES_REPORTED:
         more = len(cycles) - MAX_CYCLES_REPORTED
         problems.append(where.problem(["tasks"], f"{more} more dependency cycles not shown"))

@@ -19,11 +19,29 @@ Path = Sequence[str | int]
 
 
 def dotted(path: Path) -> str:
-    """``tasks.build.depends_on[0]``: how a person reads a place."""
+    """``tasks.build.depends_on[0]``: how a person reads a place.
+
+    A key that is not printable text is quoted (``tasks['a\\n'].command``): the
+    message stays on one line and shows the character that is wrong with it.
+    """
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).isprintable():
+            out += f"[{str(part)!r}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
+
+
+def readable(name: str) -> str:
+    """A name as written, or quoted and escaped if it has a character that is not printable.
+
+    A task name with a newline is refused, but the messages that say so (and
+    those about its dependencies) must still be one line each.
+    """
+    return name if name.isprintable() else repr(name)
 
 
 def pointer(path: Path) -> str:

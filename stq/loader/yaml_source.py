@@ -7,24 +7,34 @@ events and one iterative loop builds dicts, lists and scalars from them, so:
 * every key and value keeps its line and column (``Marks``), for messages;
 * a duplicate key at any level is a problem, except keys brought in by a merge
   key (``<<``), which the mapping's own keys override;
-* aliases share the anchored object, and the size the data would have once
-  expanded is counted as it is built, so a "billion laughs" file stops early;
+* aliases share the anchored object, and what each would add to the file if
+  written out is counted per use as it is met, so a "billion laughs" file, or
+  one long string repeated by aliases, is refused at the alias that takes it
+  past the size limit, without expanding anything;
+* a scalar its tag (or its look) makes a bool, int or float but that is not
+  one (``!!int abc``) is a problem at that scalar, not a crash;
 * nesting depth is bounded without recursion.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from stq.errors import Problem
+from stq.settings import MAX_BODY_BYTES
 
 #: Deepest nesting of mappings and sequences accepted (a workflow needs about 5).
 MAX_DEPTH = 100
-#: Nodes the document may have once every alias is expanded (a 16 MiB file has fewer).
-MAX_EXPANDED_NODES = 8_000_000
+#: The largest a file may be with every alias written out (SPEC section 2): the size
+#: limit of a file and of the API's body. Counted as the file's own size plus, per
+#: alias, what its anchored node holds: the UTF-8 bytes of its scalars plus one per
+#: node (so a billion empty strings count too). A file without aliases is within it.
+MAX_EXPANDED_BYTES = MAX_BODY_BYTES
+_MIB = MAX_EXPANDED_BYTES // 2**20
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -36,6 +46,8 @@ _BUILDERS = {
     "tag:yaml.org,2002:int": _CONSTRUCTOR.construct_yaml_int,
     "tag:yaml.org,2002:float": _CONSTRUCTOR.construct_yaml_float,
 }
+#: What each of those tags asks a scalar to be, for messages.
+_KINDS = {"bool": "true or false", "int": "an integer", "float": "a number"}
 
 #: (line, col) of a key and of its value, 1-based, and the value's source text
 #: when it is a scalar that is not a string (``env`` passes it on as written).
@@ -68,7 +80,8 @@ class _Frame:
     line: int
     col: int
     anchor: str | None
-    size: int = 1
+    #: ``_Builder.weighed`` before this node; if anchored, its weight is the difference.
+    weighed_before: int = 0
     key: str | None = None
     key_at: tuple[int, int] = (1, 1)
     merges: list[dict[str, Any]] = field(default_factory=list)
@@ -78,16 +91,46 @@ def _at(mark: Any) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
+def _utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8, without encoding it in the common ASCII case."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _shown(text: str) -> str:
+    """A scalar's text quoted for a message, cut to a readable length."""
+    return repr(text if len(text) <= 40 else text[:20] + "...")
+
+
+def _unreadable(text: str, tag: str, tagged: bool) -> str:
+    """Why a scalar cannot be the bool, int or float its tag (or its look) asks for."""
+    kind = tag.rsplit(":", 1)[-1]
+    digits = sum(char.isdigit() for char in text)
+    limit = sys.get_int_max_str_digits()
+    if kind == "int" and limit and digits > limit:
+        # Python refuses longer decimal integers (converting them takes quadratic time)
+        return f"{_shown(text)} has {digits} digits; an integer may have at most {limit}"
+    if tagged:
+        return f"{_shown(text)} is tagged !!{kind} but is not {_KINDS[kind]}"
+    return f"{_shown(text)} looks like {_KINDS[kind]} but is not one; quote it if it is text"
+
+
 class _Builder:
     """Turns one stream of parser events into data plus ``Marks``."""
 
-    def __init__(self, filename: str):
+    def __init__(self, filename: str, size: int):
         self.filename = filename
         self.marks = Marks()
         self.stack: list[_Frame] = []
+        #: anchor -> (value, weight): the node, and what each alias of it adds to ``expanded``
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.root: Any = None
         self.documents = 0
+        #: The file's size (UTF-8 bytes) plus the weight of every alias met so far.
+        self.expanded = size
+        #: Running weight of the nodes met inside anchored nodes (and of aliases).
+        self.weighed = 0
+        #: Anchored mappings and sequences open: only nodes inside them need weighing.
+        self.anchoring = 0
 
     def fail(self, mark: Any, message: str) -> YamlError:
         line, col = _at(mark)
@@ -128,10 +171,18 @@ class _Builder:
             )
 
     def scalar(self, event: Any) -> None:
+        """Build and place a scalar; weigh it only if an anchor will need its weight.
+
+        Weighing every key and value of a 100,000-task file would cost about 5%
+        of its load time, and only aliases can take a file past the size limit.
+        """
         value, raw = self.resolve(event)
-        self.add(value, event.start_mark, 1, raw, event)
-        if event.anchor:
-            self.anchors[event.anchor] = (value, 1)
+        self.add(value, event.start_mark, raw, event)
+        if self.anchoring or event.anchor:
+            weight = _utf8_size(event.value) + 1
+            self.weighed += weight
+            if event.anchor:
+                self.anchors[event.anchor] = (value, weight)
 
     def resolve(self, event: Any) -> tuple[Any, str | None]:
         """The scalar's value as the YAML 1.1 core schema types it, and its text if not a str."""
@@ -150,24 +201,42 @@ class _Builder:
         build = _BUILDERS.get(tag)
         if build is None:
             return text, None  # str, timestamps, merge and unknown tags stay text
-        return build(yaml.ScalarNode(tag, text)), text
+        try:
+            return build(yaml.ScalarNode(tag, text)), text
+        except (ValueError, KeyError):  # PyYAML's constructors assume the text fits the tag
+            raise self.fail(
+                event.start_mark, _unreadable(text, tag, event.tag is not None)
+            ) from None
 
     def alias(self, event: Any) -> None:
+        """The anchored node again, shared; its weight counts per use, as if written out."""
         try:
-            value, size = self.anchors[event.anchor]
+            value, weight = self.anchors[event.anchor]
         except KeyError:
             raise self.fail(event.start_mark, f"unknown alias '*{event.anchor}'") from None
-        self.add(value, event.start_mark, size, None, event)
+        self.expanded += weight
+        if self.expanded > MAX_EXPANDED_BYTES:
+            raise self.fail(
+                event.start_mark,
+                f"aliases expand this document past the size limit of {_MIB} MiB; "
+                "write it out or use fewer aliases",
+            )
+        self.weighed += weight
+        self.add(value, event.start_mark, None, event)
 
     def start(self, event: Any) -> None:
         if len(self.stack) >= MAX_DEPTH:
             raise self.fail(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
         line, col = _at(event.start_mark)
         if isinstance(event, yaml.MappingStartEvent):
-            frame = _Frame({}, {}, line, col, event.anchor)
+            frame = _Frame({}, {}, line, col, event.anchor, self.weighed)
         else:
-            frame = _Frame([], [], line, col, event.anchor)
+            frame = _Frame([], [], line, col, event.anchor, self.weighed)
         self.stack.append(frame)
+        if event.anchor:
+            self.anchoring += 1
+        if self.anchoring:
+            self.weighed += 1
 
     def end(self, event: Any) -> None:
         frame = self.stack.pop()
@@ -178,8 +247,9 @@ class _Builder:
         else:
             self.marks.lists[id(value)] = frame.where  # type: ignore[assignment]
         if frame.anchor:
-            self.anchors[frame.anchor] = (value, frame.size)
-        self.add(value, None, frame.size, None, event, (frame.line, frame.col))
+            self.anchoring -= 1
+            self.anchors[frame.anchor] = (value, self.weighed - frame.weighed_before)
+        self.add(value, None, None, event, (frame.line, frame.col))
 
     def apply_merges(self, frame: _Frame) -> None:
         """Keys from ``<<`` mappings fill in what the mapping does not set itself."""
@@ -194,7 +264,6 @@ class _Builder:
         self,
         value: Any,
         mark: Any,
-        size: int,
         raw: str | None,
         event: Any,
         at: tuple[int, int] | None = None,
@@ -209,13 +278,6 @@ class _Builder:
             self.marks.root = (line, col)
             return
         frame = self.stack[-1]
-        frame.size += size
-        if frame.size > MAX_EXPANDED_NODES:
-            raise self.fail(
-                event.start_mark,
-                "aliases expand this document past "
-                f"{MAX_EXPANDED_NODES} nodes; write it out or use fewer aliases",
-            )
         if frame.value.__class__ is list:
             frame.value.append(value)
             frame.where.append((line, col, line, col, raw))  # type: ignore[union-attr]
@@ -270,9 +332,38 @@ class _Builder:
         frame.merges.extend(sources)
 
 
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters, as marks count) of a UTF-8 byte offset.
+
+    What precedes the offending character is YAML-clean, so ``splitlines`` breaks
+    it exactly where YAML does (``\n``, ``\r``, ``\r\n``, U+0085, U+2028, U+2029).
+    """
+    before = text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "replace")
+    lines = (before + "x").splitlines()  # "x" stands for the character: a line of its own
+    return len(lines), len(lines[-1])
+
+
+def _reader_problem(ex: yaml.reader.ReaderError, text: str, filename: str) -> Problem:
+    """A character YAML does not allow (NUL, BEL...), at its place, in one line.
+
+    libyaml's reader errors carry no mark, only ``position``: a byte offset into
+    the UTF-8 it was given; their ``str()`` spans two lines.
+    """
+    line, col = _line_col(text, ex.position)
+    if isinstance(ex.character, int):
+        code = f"{ex.character:04X}"
+        message = (
+            f"not valid YAML: unacceptable character U+{code}: {ex.reason} "
+            f'(remove it, or write "\\u{code}" in a double-quoted string)'
+        )
+    else:
+        message = f"not valid YAML: {ex.reason}"
+    return Problem(message, "", filename, line, col)
+
+
 def parse_yaml(text: str, filename: str) -> tuple[Any, Marks]:
     """The document's data and the position of every node; ``YamlError`` when unusable."""
-    builder = _Builder(filename)
+    builder = _Builder(filename, _utf8_size(text))
     try:
         root = builder.run(yaml.parse(text, Loader=yaml.CSafeLoader))
     except yaml.MarkedYAMLError as ex:
@@ -280,6 +371,9 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, Marks]:
         line, col = _at(mark) if mark else (1, 1)
         what = ": ".join(part for part in (ex.context, ex.problem) if part)
         raise YamlError(Problem(f"not valid YAML: {what}", "", filename, line, col)) from None
+    except yaml.reader.ReaderError as ex:
+        raise YamlError(_reader_problem(ex, text, filename)) from None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as ex:
-        raise YamlError(Problem(f"not valid YAML: {ex}", "", filename, 1, 1)) from None
+        what = " ".join(str(ex).split())  # one line, whatever the library wrote
+        raise YamlError(Problem(f"not valid YAML: {what}", "", filename, 1, 1)) from None
     return root, builder.marks

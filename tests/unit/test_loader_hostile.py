@@ -1,0 +1,174 @@
+"""Odd and hostile input: every way in is refused with a located, one-line problem.
+
+Trailing newlines in names, aliases that repeat a long string, scalars whose
+tag they do not fit, characters YAML does not allow.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from stq.errors import WorkflowInvalid
+from stq.loader import load_workflow_document, load_workflow_text, workflow_schema, yaml_source
+
+
+def _problems(text: str | bytes) -> list[str]:
+    with pytest.raises(WorkflowInvalid) as caught:
+        load_workflow_text(text, "wf.yaml")
+    problems = [str(p) for p in caught.value.problems]
+    assert all("\n" not in problem for problem in problems), problems
+    return problems
+
+
+def _patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern":
+                yield value
+            else:
+                yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
+def test_schema_patterns_use_no_dollar_anchor() -> None:
+    # Python's re.search lets $ match before a final "\n", ECMA-262 (JSON Schema's
+    # dialect) does not: the schema must mean the same to jsonschema and to editors.
+    patterns = list(_patterns(workflow_schema()))
+    assert len(patterns) == 3
+    assert all("$" not in pattern for pattern in patterns), patterns
+
+
+TRAILING_NEWLINE = [
+    ('name: "w\\n"\ntasks:\n  a: {command: x}\n', "wf.yaml:1:7: name: 'w\\n' must be"),
+    ('name: w\ntasks:\n  "a\\n": {command: x}\n', "wf.yaml:3:3: tasks: task name 'a\\n' must be"),
+    (
+        'name: w\ntasks:\n  a: {command: x, labels: ["gpu\\n"]}\n',
+        "wf.yaml:3:28: tasks.a.labels[0]: 'gpu\\n' must be",
+    ),
+    (
+        'name: w\ntasks:\n  a: {command: x, env: {"X\\n": "1"}}\n',
+        "wf.yaml:3:25: tasks.a.env: name 'X\\n' must be a letter",
+    ),
+    (
+        'name: w\ntasks:\n  a: {command: x, duration: "1s\\n"}\n',
+        "wf.yaml:3:29: tasks.a.duration: '1s\\n' must be a number of seconds",
+    ),
+    (
+        'name: w\ntasks:\n  a: {command: x, depends_on: ["b\\n"]}\n  b: {command: x}\n',
+        "wf.yaml:3:32: tasks.a.depends_on[0]: 'b\\n' must be",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "start"), TRAILING_NEWLINE)
+def test_trailing_newline_is_refused_in_files(text: str, start: str) -> None:
+    problem, *also = _problems(text)
+    assert problem.startswith(start)
+    assert also in ([], ["wf.yaml:3:32: tasks.a.depends_on[0]: unknown task 'b\\n'"])
+
+
+def test_trailing_newline_is_refused_in_documents() -> None:
+    doc = {
+        "name": "w\n",
+        "defaults": {"labels": ["gpu\n"], "retry_delay": "5s\n"},
+        "tasks": {"a\n": {"command": "x", "env": {"X\n": "1"}, "depends_on": ["b\n"]}},
+    }
+    with pytest.raises(WorkflowInvalid) as caught:
+        load_workflow_document(json.loads(json.dumps(doc)))
+    assert sorted(p.path for p in caught.value.problems) == [
+        "/defaults/labels/0",
+        "/defaults/retry_delay",
+        "/name",
+        "/tasks",
+        "/tasks/a\n/depends_on/0",
+        "/tasks/a\n/depends_on/0",
+        "/tasks/a\n/env",
+    ]
+    assert all("\n" not in p.message for p in caught.value.problems)
+
+
+def test_a_non_printable_key_is_quoted_in_the_path() -> None:
+    name, command = _problems('name: w\ntasks:\n  a: {command: x}\n  "b\\t": {command: 3}\n')
+    assert name.startswith("wf.yaml:4:3: tasks: task name 'b\\t' must be")
+    assert command.startswith("wf.yaml:4:20: tasks['b\\t'].command: 3 must be")
+
+
+def test_aliases_of_a_long_string_are_refused_at_the_crossing_alias() -> None:
+    long = "x" * 100_000
+    text = f"name: x\ntasks:\n  a:\n    command: [&s '{long}'" + ", *s" * 3000 + "]\n"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    (problem,) = _problems(text)
+    assert time.perf_counter() - start < 0.5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
+    # the file's size plus 100,001 per alias passes 16 MiB at the 167th alias
+    alias = 167
+    col = len("    command: [&s '") + len(long) + len("', *") + 4 * (alias - 1)
+    assert problem == (
+        f"wf.yaml:4:{col}: aliases expand this document past the size limit of 16 MiB; "
+        "write it out or use fewer aliases"
+    )
+
+
+def test_each_alias_counts_its_anchored_text_per_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "name: w\ns: &s '0123456789'\nl: &l [*s, *s]\nx: [*l, *l]\ntasks:\n  a: {command: x}\n"
+    expanded = len(text) + 2 * 11 + 2 * 23  # &s: 10 bytes + 1 node; &l: 1 node + two *s
+    monkeypatch.setattr(yaml_source, "MAX_EXPANDED_BYTES", expanded)
+    assert all("unknown field" in problem for problem in _problems(text))
+    monkeypatch.setattr(yaml_source, "MAX_EXPANDED_BYTES", expanded - 1)
+    (problem,) = _problems(text)
+    assert problem.startswith("wf.yaml:4:9: aliases expand this document past the size limit")
+
+
+def test_billion_empty_strings_are_refused_too() -> None:
+    # an empty string weighs 1 (its node): ten to the twelfth of them is far past 16 MiB
+    text = "name: w\na0: &a0 ['', '', '', '', '', '', '', '', '', '']\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 12)
+    )
+    (problem,) = _problems(text + "tasks:\n  a: {command: x}\n")
+    assert problem.startswith("wf.yaml:9:10: ") and "aliases expand this document" in problem
+
+
+BAD_SCALARS = [
+    ("env: {A: !!bool maybe}", "5:14: 'maybe' is tagged !!bool but is not true or false"),
+    ("max_attempts: !!int abc", "5:19: 'abc' is tagged !!int but is not an integer"),
+    ("duration: !!float abc", "5:15: 'abc' is tagged !!float but is not a number"),
+    ("priority: 0x_", "5:15: '0x_' looks like an integer but is not one; quote it if it is text"),
+    (
+        "max_attempts: " + "9" * 5000,
+        "5:19: '99999999999999999999...' has 5000 digits; an integer may have at most 4300",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), BAD_SCALARS)
+def test_scalars_that_do_not_fit_their_tag_are_located(line: str, expected: str) -> None:
+    text = f"name: w\ntasks:\n  a:\n    command: x\n    {line}\n"
+    assert _problems(text) == [f"wf.yaml:{expected}"]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize(("char", "code"), [("\x00", "0000"), ("\x07", "0007"), ("\x7f", "007F")])
+def test_characters_yaml_refuses_are_located_on_one_line(char: str, code: str, eol: str) -> None:
+    text = f"name: w{eol}tasks:{eol}  é: {{command: 'x{char}'}}{eol}"  # é: columns are characters
+    assert _problems(text.encode()) == [
+        f"wf.yaml:3:18: not valid YAML: unacceptable character U+{code}: control characters "
+        f'are not allowed (remove it, or write "\\u{code}" in a double-quoted string)'
+    ]
+
+
+def test_a_cycle_through_a_non_printable_name_is_one_line() -> None:
+    text = (
+        'name: w\ntasks:\n  "a\\n": {command: x, depends_on: [b]}\n'
+        '  b: {command: x, depends_on: ["a\\n"]}\n'
+    )
+    cycle = "wf.yaml:4:32: tasks.b.depends_on[0]: dependency cycle: 'a\\n' -> b -> 'a\\n'"
+    assert cycle in _problems(text)
