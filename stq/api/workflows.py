@@ -32,7 +32,7 @@ def enum_param(req: falcon.Request, name: str, enum: type) -> Any:
 def int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
     """An optional integer query parameter in ``low..high`` (else 400, located like the rest)."""
     value = req.get_param(name)
-    if value is None or value == "":
+    if value is None:
         return default
     if value.isascii() and value.isdigit() and low <= int(value) <= high:
         return int(value)
@@ -42,7 +42,7 @@ def int_param(req: falcon.Request, name: str, default: int, low: int, high: int)
 def bool_param(req: falcon.Request, name: str, default: bool) -> bool:
     """An optional ``true``/``false`` query parameter (also 1/0, yes/no, on/off...; else 400)."""
     value = req.get_param(name)
-    if value is None or value == "":
+    if value is None:
         return default
     answer = _BOOLEANS.get(value.lower())
     if answer is None:

@@ -91,6 +91,7 @@ def test_list_filters_by_state_and_rejects_bad_params(api: Api) -> None:
     running = api.get("/api/v1/workflows", params={"state": "running"}).json["workflows"]
     assert [w["id"] for w in running] == [newer]
     bad = {"state": "nope"}, {"limit": "0"}, {"limit": "x"}, {"limit": "5000"}, {"limit": "2.5"}
+    bad += ({"limit": ""},)  # given but empty: not a number either
     for params in bad:
         result = api.get("/api/v1/workflows", params=params)
         assert result.status_code == 400, params
