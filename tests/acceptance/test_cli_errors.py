@@ -5,15 +5,14 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.support import STQ, assert_one_line_error, stq, write
-from tests.helpers import LiveServer, free_port, scrubbed_env
+from tests.helpers import LiveServer, free_port, http_server, scrubbed_env
 
 DOWN = f"http://127.0.0.1:{free_port()}"
 
@@ -143,14 +142,8 @@ class QuietFiles(SimpleHTTPRequestHandler):
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[str]:
     """Another kind of web server (``python3 -m http.server``): 404 and 501 pages in HTML."""
-    handler = functools.partial(QuietFiles, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with http_server(functools.partial(QuietFiles, directory=str(tmp_path))) as url:
+        yield url
 
 
 @pytest.mark.parametrize("args", [["status"], ["status", "w1"], ["logs", "t1"], ["cancel", "w1"]])

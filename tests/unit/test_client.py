@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -20,7 +19,7 @@ from stq.errors import (
     UsageError,
     WorkflowInvalid,
 )
-from tests.helpers import free_port
+from tests.helpers import free_port, http_server
 
 #: path -> (status, body, extra headers) served by the fake server
 ANSWERS: dict[str, tuple[int, object, dict[str, str]]] = {}
@@ -49,12 +48,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_server(Handler) as url:
+        yield url
 
 
 @pytest.fixture
