@@ -88,3 +88,19 @@ def test_groups_expand_on_click_and_collapse_again(
     page.locator("#collapse").click()
     expect(groups).to_have_count(4)
     expect(page.locator("#collapse")).to_be_hidden()
+
+
+def test_a_big_workflow_shows_tasks_that_ran_between_two_refreshes(
+    watched: Watched, server: LiveServer, api: ApiClient, submit: Any
+) -> None:
+    """Past 300 tasks a refresh reads only what changed; tasks it never saw running count too."""
+    page = watched.page
+    workflow_id = submit(wide("quick-parts"))
+    open_view(page, server.url, f"/workflows/{workflow_id}")
+    page.wait_for_function("() => window.stqStats.firstRenderMs !== null", timeout=10_000)
+    before = stats(page)["refreshes"]
+    for _ in range(11):  # root, then 10 parts: each claimed and ended at once
+        api.run_next(0)
+    refreshes_after(page, before + 2)
+    expect(page.locator("details.tasks[data-state=completed] summary .n")).to_have_text("11")
+    assert list_count(page, "todo") == 1989

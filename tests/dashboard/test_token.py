@@ -41,8 +41,18 @@ def test_token_prompt_then_the_page_works_and_an_outage_shows_a_banner(
 
     page.fill("#token", "wrong")
     page.click("#login button[type=submit]")
-    expect(page.locator("#login-error")).to_be_visible()
+    expect(page.locator("#login-error")).to_have_text("That token was refused. Try again.")
     expect(page.locator("#app")).to_be_hidden()
+
+    # A character no header can carry: the browser would refuse the request unsent,
+    # which must not read as "cannot reach the server".
+    page.fill("#token", "s\u20accret")
+    page.click("#login button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("ASCII or Latin-1")
+    expect(page.locator("#banner")).to_be_hidden()
+    page.reload()  # the token kept for the tab asks again rather than failing every call
+    expect(page.locator("#login")).to_be_visible()
+    expect(page.locator("#banner")).to_be_hidden()
 
     page.fill("#token", TOKEN)
     page.click("#login button[type=submit]")

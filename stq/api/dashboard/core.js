@@ -123,8 +123,12 @@ const StqCore = (() => {
     else sessionStorage.removeItem(TOKEN_KEY);
   }
 
+  /** Whether a token can go in a header: the browser refuses any other character unsent. */
+  const sendable = (value) => /^[\x20-\x7e\xa0-\xff]*$/.test(value);
+
   async function call(path, { method = 'GET', as = 'json' } = {}) {
     const headers = { Accept: as === 'json' ? 'application/json' : 'text/plain' };
+    if (token && !sendable(token)) throw new Unauthorized(); // ask again, not "unreachable"
     if (token) headers.Authorization = `Bearer ${token}`;
     let resp;
     try {
@@ -181,7 +185,7 @@ const StqCore = (() => {
 
   return {
     STATES, LABEL, stats, meter, h, $, patch, syncRows, ms, seconds, fmtDuration, fmtTime, timeCell,
-    fmtCommand, Unauthorized, Unreachable, ApiError, call, setToken, hasToken: () => Boolean(token),
+    fmtCommand, Unauthorized, Unreachable, ApiError, call, setToken, sendable, hasToken: () => Boolean(token),
     badge, progressBar, countsText, elapsed, flash,
   };
 })();

@@ -7,7 +7,7 @@
 'use strict';
 
 (() => {
-  const { $, stats, meter, fmtTime, Unauthorized, Unreachable, setToken, hasToken, flash } = StqCore;
+  const { $, stats, meter, fmtTime, Unauthorized, Unreachable, setToken, sendable, hasToken, flash } = StqCore;
   const REFRESH_MS = 2000;
 
   let view = null;
@@ -81,9 +81,12 @@
     return running;
   }
 
-  function askToken() {
+  const REFUSED = 'That token was refused. Try again.';
+
+  function askToken(message = REFUSED) {
     $('#app').hidden = true;
     $('#login').hidden = false;
+    $('#login-error').textContent = message;
     $('#login-error').hidden = !hasToken();
     const input = $('#token');
     input.value = '';
@@ -96,6 +99,10 @@
       const value = $('#token').value.trim();
       if (!value) return;
       setToken(value);
+      if (!sendable(value)) {
+        askToken('A token has only letters, digits and the like (ASCII or Latin-1): check what was pasted.');
+        return;
+      }
       $('#login').hidden = true;
       tick();
     });

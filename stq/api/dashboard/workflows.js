@@ -110,6 +110,11 @@ const StqWorkflows = (() => {
   // --- workflow view -------------------------------------------------------------------
 
   /** Reads one workflow; past INCREMENTAL_FROM tasks, only what can still change. */
+  /** Whether two workflows (or summaries) have the same state and counts per task state. */
+  function sameCounts(a, b) {
+    return a.state === b.state && STATES.every((s) => (a.counts || {})[s] === (b.counts || {})[s]);
+  }
+
   class WorkflowSource {
     constructor(id) {
       this.id = id;
@@ -121,10 +126,13 @@ const StqWorkflows = (() => {
       this.round += 1;
       const big = this.wf && this.wf.tasks.length >= INCREMENTAL_FROM;
       if (!big || this.round % FULL_EVERY === 0) return this.full();
-      const query = (st) => call(`/tasks?workflow=${encodeURIComponent(this.id)}&state=${st}`).then((d) => d.tasks || []);
-      if (this.wf.state !== 'running') return (await query('todo')).length ? this.full() : this.wf; // retried?
-      const running = await query('in_process');
-      const now = new Map(running.map((t) => [t.id, t]));
+      // The summary's counts say whether anything moved that the in-process list cannot
+      // show (tasks that started and ended between two reads, a cancel, a retry from
+      // elsewhere): then the whole workflow is read again. A deleted one answers 404 here.
+      const summary = await call(`/workflows/${encodeURIComponent(this.id)}?tasks=false`);
+      if (summary.state !== 'running') return sameCounts(summary, this.wf) ? this.wf : this.full();
+      const running = await call(`/tasks?workflow=${encodeURIComponent(this.id)}&state=in_process`);
+      const now = new Map((running.tasks || []).map((t) => [t.id, t]));
       const left = this.wf.tasks.filter((t) => t.state === 'in_process' && !now.has(t.id));
       if (left.length > 40) return this.full();
       const ended = await Promise.all(left.map((t) => call(`/tasks/${encodeURIComponent(t.id)}`)));
@@ -132,7 +140,7 @@ const StqWorkflows = (() => {
       for (const t of ended) now.set(t.id, t);
       this.wf.tasks = this.wf.tasks.map((t) => now.get(t.id) || t);
       this.recount();
-      return this.wf;
+      return sameCounts(summary, this.wf) ? this.wf : this.full();
     }
 
     async full() {
