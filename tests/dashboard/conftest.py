@@ -116,6 +116,7 @@ def submit(api: ApiClient) -> Iterator[Callable[[dict[str, Any]], str]]:
         return submitted[-1]
 
     yield _submit
+    running = {w["id"] for w in api.workflows() if w["state"] == "running"}  # deleted: gone
     for workflow_id in submitted:
-        if api.workflow(workflow_id)["state"] == "running":
+        if workflow_id in running:
             api.cancel(workflow_id)

@@ -33,6 +33,12 @@ class ApiClient:
         """POST a workflow document; its id."""
         return self._call("POST", "/workflows", json=document).json()["id"]
 
+    def workflows(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/workflows", params={"limit": 1000}).json()["workflows"]
+
+    def delete(self, workflow_id: str) -> None:
+        self._call("DELETE", f"/workflows/{workflow_id}")
+
     def workflow(self, workflow_id: str) -> dict[str, Any]:
         return self._call("GET", f"/workflows/{workflow_id}").json()
 

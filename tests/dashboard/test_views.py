@@ -142,3 +142,20 @@ def test_cancel_and_retry_buttons_ask_then_act(
     expect(page.locator("table.list tbody tr", has_text="to-cancel")).to_be_visible()
     page.locator("button.filter[data-filter=running]").click()
     expect(page.locator("table.list tbody tr", has_text="to-cancel")).to_have_count(0)
+
+
+def test_a_workflow_deleted_while_viewed_is_said_gone_and_its_page_cleared(
+    watched: Watched, server: LiveServer, api: ApiClient, submit: Any
+) -> None:
+    page = watched.page
+    workflow_id = submit({"name": "short-lived", "tasks": {"only": {"command": "true"}}})
+    api.run_next(0)
+    open_view(page, server.url, f"/workflows/{workflow_id}")
+    wait_node_state(page, "only", "completed")
+    api.delete(workflow_id)
+    gone = page.locator("#main p.gone")
+    expect(gone).to_contain_text("may have been deleted", timeout=SEEN_WITHIN_MS)
+    expect(page.locator("svg.dag")).to_have_count(0)  # the old graph is not left up
+    expect(page.locator("#cancel")).to_have_count(0)
+    gone.locator("a").click()
+    expect(page.locator("#main p.gone")).to_have_count(0)

@@ -112,7 +112,12 @@ const StqCore = (() => {
 
   class Unauthorized extends Error {}
   class Unreachable extends Error {}
-  class ApiError extends Error {}
+  class ApiError extends Error {
+    constructor(message, status) {
+      super(message);
+      this.status = status;
+    }
+  }
 
   let token = sessionStorage.getItem(TOKEN_KEY);
 
@@ -143,7 +148,7 @@ const StqCore = (() => {
     if (!resp.ok) {
       let msg = `HTTP ${resp.status}`;
       try { msg = JSON.parse(body).error.message || msg; } catch (_) { /* not our error body */ }
-      throw new ApiError(msg);
+      throw new ApiError(msg, resp.status);
     }
     if (as !== 'json') return body;
     return body ? JSON.parse(body) : null;
@@ -176,11 +181,14 @@ const StqCore = (() => {
     const end = wf.state === 'running' ? now : ms(wf.finished) || now;
     return (end - start) / 1000;
   }
+  let flashTimer = null;
+
   function flash(text) {
     const el = $('#flash');
     el.textContent = text;
     el.hidden = false;
-    setTimeout(() => { el.hidden = true; }, 6000);
+    clearTimeout(flashTimer); // the message stays 6 s after its last showing, without flicker
+    flashTimer = setTimeout(() => { el.hidden = true; }, 6000);
   }
 
   return {

@@ -7,7 +7,9 @@
 'use strict';
 
 (() => {
-  const { $, stats, meter, fmtTime, Unauthorized, Unreachable, setToken, sendable, hasToken, flash } = StqCore;
+  const {
+    $, h, stats, meter, fmtTime, Unauthorized, Unreachable, ApiError, setToken, sendable, hasToken, flash,
+  } = StqCore;
   const REFRESH_MS = 2000;
 
   let view = null;
@@ -69,6 +71,12 @@
         if (ex instanceof Unreachable) {
           banner(`Cannot reach the STQ server at ${location.origin}. Retrying every ${REFRESH_MS / 1000} s` +
             (lastContact ? ` (last contact ${fmtTime(lastContact.toISOString())}).` : '.'));
+        } else if (ex instanceof ApiError && ex.status === 404) { // deleted, or a mistyped link
+          banner('');
+          current.gone = true; // nothing left to refresh: its old content must not stay up
+          $('#main').replaceChildren(h('p', { class: 'none gone' },
+            `${ex.message} It may have been deleted. `, h('a', { href: '#/' }, 'All workflows')));
+          $('#main').removeAttribute('aria-busy');
         } else {
           banner('');
           flash(ex.message);
@@ -76,7 +84,7 @@
       } finally {
         running = null;
       }
-      if (again) { again = false; tick(); } else if (current === view) timer = setTimeout(tick, REFRESH_MS);
+      if (again) { again = false; tick(); } else if (current === view && !current.gone) timer = setTimeout(tick, REFRESH_MS);
     })();
     return running;
   }
