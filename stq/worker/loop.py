@@ -234,13 +234,25 @@ class Runner:
             return result
 
     def _heartbeat(self, attempt_id: str) -> bool:
-        """Runs on the supervisor thread: its own session, the current server."""
-        index = self.current
-        client = self._beat_clients.get(index)
-        if client is None:
-            client = Client(self.config.urls[index], self.config.token)
-            self._beat_clients[index] = client
-        return client.heartbeat(attempt_id)
+        """Runs on the supervisor thread: its own sessions, the current server first.
+
+        A long command makes no other request, so a dead server would only be
+        noticed here: each other server is tried in turn (they share the store),
+        or the attempt would be presumed lost while another server was up.
+        """
+        count = len(self.config.urls)
+        for step in range(count):
+            index = (self.current + step) % count
+            client = self._beat_clients.get(index)
+            if client is None:
+                client = Client(self.config.urls[index], self.config.token)
+                self._beat_clients[index] = client
+            try:
+                return client.heartbeat(attempt_id)
+            except RETRYABLE:
+                if step == count - 1:
+                    raise
+        return False
 
 
 def _not_run() -> dict[str, Any]:
