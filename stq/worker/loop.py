@@ -241,18 +241,20 @@ class Runner:
         or the attempt would be presumed lost while another server was up.
         """
         count = len(self.config.urls)
-        for step in range(count):
-            index = (self.current + step) % count
-            client = self._beat_clients.get(index)
-            if client is None:
-                client = Client(self.config.urls[index], self.config.token)
-                self._beat_clients[index] = client
+        for step in range(count - 1):
             try:
-                return client.heartbeat(attempt_id)
+                return self._beat_client((self.current + step) % count).heartbeat(attempt_id)
             except RETRYABLE:
-                if step == count - 1:
-                    raise
-        return False
+                continue
+        return self._beat_client((self.current + count - 1) % count).heartbeat(attempt_id)
+
+    def _beat_client(self, index: int) -> Client:
+        """The supervisor thread's own session with server ``index``, opened on first use."""
+        client = self._beat_clients.get(index)
+        if client is None:
+            client = Client(self.config.urls[index], self.config.token)
+            self._beat_clients[index] = client
+        return client
 
 
 def _not_run() -> dict[str, Any]:

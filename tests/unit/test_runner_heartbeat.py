@@ -25,12 +25,12 @@ def test_a_heartbeat_tries_the_other_servers(monkeypatch: pytest.MonkeyPatch) ->
     try:
         assert runner._heartbeat("a1") is True  # the live server's answer: cancel
         assert asked == [DEAD, LIVE]
-        monkeypatch.setattr(
-            Client,
-            "heartbeat",
-            lambda self, aid: (_ for _ in ()).throw(ServerUnreachable("all gone")),
-        )
+        monkeypatch.setattr(Client, "heartbeat", _nobody_answers)
         with pytest.raises(ServerUnreachable):  # none answers: the supervisor logs and goes on
             runner._heartbeat("a1")
     finally:
         runner.out.close()
+
+
+def _nobody_answers(self: Client, attempt_id: str) -> bool:
+    raise ServerUnreachable("all gone")
