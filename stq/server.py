@@ -2,11 +2,11 @@
 
 Claims are long polls (up to 30 s) that hold a thread each, and each runner
 keeps one connection busy with a request per task, so the workers are
-``stq.gunicorn_worker.ConnectionThreadWorker``: a thread per connection (see
-that module for why and what it measured). Plain ``gunicorn stq.api:app -k
-gthread --threads N`` serves the same API. Binding beyond loopback with no ``STQ_TOKEN`` would hand
-anyone on the network a way to run commands on every runner, so it is refused
-unless ``--insecure`` says the user means it.
+gunicorn's threaded worker with STQ's policies (``stq.api.serving.StqWorker``)
+and threads enough for every waiting runner. Plain ``gunicorn stq.api:app``
+serves the same API, more slowly. Binding beyond loopback with no
+``STQ_TOKEN`` would hand anyone on the network a way to run commands on every
+runner, so it is refused unless ``--insecure`` says the user means it.
 """
 
 from __future__ import annotations
@@ -15,13 +15,29 @@ import ipaddress
 import os
 import sys
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from stq.errors import StqError, UsageError
 from stq.settings import DEFAULT_DB, heartbeat_timeout
 from stq.store import sqlite_path
 
 DEFAULT_BIND = "127.0.0.1:8000"
-WORKER_CLASS = "stq.gunicorn_worker.ConnectionThreadWorker"
+WORKER_CLASS = "stq.api.serving.StqWorker"
+#: Threads per worker process: one per request in flight, long polls included. A
+#: thread is started only when needed, and one waiting costs ~20 KiB.
+THREADS = 500
+#: Connections per worker process; beyond it idle ones are closed to make room. It
+#: must exceed the threads: gunicorn keeps alive only ``connections - threads``.
+WORKER_CONNECTIONS = 2000
+#: Seconds an idle keep-alive connection stays open (runners reconnect cheaply).
+KEEPALIVE = 5
+#: gunicorn's options for the worker processes, as ``stq server`` and the tests run them.
+WORKER_OPTIONS = (
+    *("--worker-class", WORKER_CLASS),
+    *("--threads", str(THREADS)),
+    *("--worker-connections", str(WORKER_CONNECTIONS)),
+    *("--keep-alive", str(KEEPALIVE)),
+)
 #: The default's ceiling: every worker process holds its own store connections
 #: (PostgreSQL allows 100 in all by default) and memory.
 MAX_DEFAULT_WORKERS = 8
@@ -78,8 +94,7 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
         bind,
         "--workers",
         str(workers),
-        "--worker-class",
-        WORKER_CLASS,
+        *WORKER_OPTIONS,
         "--timeout",
         "60",
         "--graceful-timeout",
@@ -112,9 +127,26 @@ def serve(
     if db:
         env["STQ_DB"] = db
     _check_settings(env)
+    print(announcement(bind, env.get("STQ_DB") or DEFAULT_DB), flush=True)
     argv = gunicorn_argv(bind, workers)
     os.execve(argv[0], argv, env)
     return 0  # not reached
+
+
+def announcement(bind: str, db: str) -> str:
+    """The line a user reads first: where the dashboard is and which store holds the state."""
+    host, port = split_bind(bind)
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"  # listening everywhere: loopback reaches it from here
+    parts = urlsplit(db)
+    if parts.scheme.startswith("postgres"):
+        port_part = f":{parts.port}" if parts.port else ""
+        # The password, if the URL has one, is never printed.
+        store = f"PostgreSQL {parts.hostname or 'localhost'}{port_part}{parts.path}"
+    else:
+        store = f"SQLite {os.path.abspath(db)}"
+    return f"stq server: dashboard at http://{shown}:{port}/ , store: {store}"
 
 
 def _check_settings(env: Mapping[str, str]) -> None:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import requests
 
-from stq.server import WORKER_CLASS
+from stq.server import WORKER_CLASS, WORKER_OPTIONS
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
@@ -87,7 +87,8 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
     #: More gunicorn options (e.g. an access log for benchmarks).
     extra_args: list[str] = field(default_factory=list)
-    #: gunicorn's ``--worker-class``: what ``stq server`` uses, or ``gthread`` (8 threads).
+    #: gunicorn's ``--worker-class``: what ``stq server`` uses (with its options),
+    #: ``gthread`` (8 threads), or another of gunicorn's own (``sync``).
     worker_class: str = WORKER_CLASS
     port: int = 0
     #: Restart on this port (fault tests restart a killed server where runners expect it).
@@ -112,9 +113,7 @@ class LiveServer:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.workers),
-                "--worker-class",
-                self.worker_class,
-                *(["--threads", "8"] if self.worker_class == "gthread" else []),
+                *self._worker_options(),
                 "--graceful-timeout",
                 "2",
                 "--no-control-socket",  # nothing of a test's server lands in $HOME
@@ -128,6 +127,13 @@ class LiveServer:
                 return self
             self.stop()
         raise AssertionError(f"gunicorn did not start: {self.log_text()}")
+
+    def _worker_options(self) -> list[str]:
+        if self.worker_class == WORKER_CLASS:
+            return list(WORKER_OPTIONS)
+        if self.worker_class == "gthread":
+            return ["--worker-class", "gthread", "--threads", "8"]
+        return ["--worker-class", self.worker_class]
 
     def _wait_healthy(self) -> bool:
         deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -26,6 +26,10 @@ T = TypeVar("T")
 
 POLL_INTERVAL = 0.02
 RETRY_INTERVAL = 0.5
+#: Longest claim wait where requests are not run in threads (``wsgi.multithread``
+#: false, as under gunicorn's default sync worker): a long poll would hold the
+#: only worker, and with it every other request, for up to 30 s.
+SINGLE_THREAD_CLAIM_WAIT = 1.0
 
 
 class Claimer:
@@ -75,7 +79,10 @@ class ClaimResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = bodies.parse(req, bodies.CLAIM)
         labels = body.get("labels", [])
-        claim = self.claimer.wait(body["runner"], labels, float(body.get("wait", 0)))
+        wait = float(body.get("wait", 0))
+        if not req.env.get("wsgi.multithread"):
+            wait = min(wait, SINGLE_THREAD_CLAIM_WAIT)
+        claim = self.claimer.wait(body["runner"], labels, wait)
         if claim is None:
             resp.status = falcon.HTTP_204
             return

@@ -29,6 +29,10 @@ T = TypeVar("T")
 
 #: Long-poll length asked of the server (it caps at 30 s).
 CLAIM_WAIT = 25.0
+#: Pause after a claim the server answered empty long before the wait asked: a
+#: server that cannot hold long polls (one sync gunicorn worker) caps them at 1 s,
+#: and claiming again at once would keep its only worker busy with claims.
+SHORT_POLL_PAUSE = 1.0
 BACKOFF_START = 0.1
 BACKOFF_CAP = 15.0
 
@@ -126,7 +130,11 @@ class Runner:
         try:
             if self.stopping:
                 raise _Interrupted
-            return self._with_retry(lambda c: c.claim(self.config.name, labels, wait), True)
+            asked = time.monotonic()
+            claim = self._with_retry(lambda c: c.claim(self.config.name, labels, wait), True)
+            if claim is None and time.monotonic() - asked < wait / 2:
+                self.sleep(SHORT_POLL_PAUSE)
+            return claim
         finally:
             self.idle = False
 

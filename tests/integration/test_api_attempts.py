@@ -200,3 +200,14 @@ def test_a_wait_over_30_is_accepted(api: Api) -> None:
     api.submit(workflow(a={}))
     result = api.post("/api/v1/attempts/claim", {"runner": "r", "wait": 1000})
     assert result.status_code == 200 and result.json["task_name"] == "a"
+
+
+def test_a_server_without_threads_caps_the_long_poll_at_a_second(api: Api) -> None:
+    started = time.monotonic()
+    result = api.post(
+        "/api/v1/attempts/claim",
+        {"runner": "r", "wait": 20},
+        extras={"wsgi.multithread": False},
+    )
+    assert result.status_code == 204
+    assert time.monotonic() - started < 3.0

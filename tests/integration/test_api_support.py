@@ -43,7 +43,9 @@ class Api:
 
     def call(self, method: str, path: str, **kwargs: Any) -> testing.Result:
         headers = {**self.headers, **kwargs.pop("headers", {})}
-        return self.client.simulate_request(method, path, headers=headers, **kwargs)
+        # These tests run requests in threads, as a threaded server does (long polls).
+        extras = {"wsgi.multithread": True, **kwargs.pop("extras", {})}
+        return self.client.simulate_request(method, path, headers=headers, extras=extras, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> testing.Result:
         return self.call("GET", path, **kwargs)

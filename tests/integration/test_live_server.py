@@ -1,5 +1,5 @@
 """A real ``gunicorn stq.api:app -w 4`` on a free loopback port, with ``stq server``'s
-worker class and with plain ``gthread``: concurrent claimers, exclusive holds, kill -9
+worker options and with plain ``gthread``: concurrent claimers, exclusive holds, kill -9
 recovery and the long-poll wake-up time."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.helpers import LiveServer, wait_until
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=[WORKER_CLASS, "gthread"], ids=["connection-threads", "gthread"])
+@pytest.fixture(params=[WORKER_CLASS, "gthread"], ids=["stq-server-worker", "gthread"])
 def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
     """Both ways to serve the API: what ``stq server`` runs, and gunicorn's own gthread."""
     server = LiveServer(db=tmp_path / "stq.db", worker_class=request.param).start()
@@ -212,6 +212,8 @@ def test_a_20_mib_body_is_413_declared_or_chunked(live_server: LiveServer) -> No
             yield b" " * 65536
 
     for body in (b" " * (20 * 1024 * 1024), chunks()):
-        result = requests.post(url, data=body, timeout=30)
+        result = requests.post(
+            url, data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
         assert result.status_code == 413
         assert result.json()["error"]["code"] == "payload_too_large"

@@ -1,0 +1,254 @@
+"""The gunicorn worker ``stq server`` runs: gunicorn's ``gthread`` with three policies.
+
+gunicorn's threaded worker reads every request with gunicorn's own parser
+(its C parser, gunicorn-h1c, when installed) and serves it from a thread
+pool, parking idle keep-alive connections in one poller. STQ's traffic adds
+needs that it leaves open; each is a small override of a public worker
+method, and nothing here reads or writes HTTP:
+
+* **Linger.** A runner sends its next request a few milliseconds after its
+  last answer (the command ran in between). Handing the connection back to
+  the poller and then to a pool thread again costs two thread switches, a
+  pipe write and two poller registrations per task; the thread that answered
+  instead waits ``LINGER`` seconds for the next request on the same
+  connection, which makes a chain of tasks hop ~1.5x faster on two cores.
+* **Head deadline.** gunicorn's parser reads a request head with a blocking
+  socket, so a client trickling a head one byte at a time would hold a
+  thread for ever. A head must arrive whole within ``HEAD_TIMEOUT`` seconds
+  of its first byte; the main loop shuts down the socket of one that has not,
+  which ends the blocked read.
+* **No thread for silence.** A new connection takes a thread only once it
+  has sent something; until then it waits in the poller like an idle
+  keep-alive (and is closed after ``--keep-alive`` seconds of silence).
+* **Eviction before refusal.** At ``--worker-connections`` gunicorn stops
+  accepting, so idle connections (parked keep-alives, or connections that
+  never sent a byte) would lock out a runner that needs to report a result.
+  Here the oldest idle connections are closed to make room instead; only when
+  every connection is busy does the worker stop accepting.
+
+The body of a request is the application's to pace (see ``stq.api.guards``):
+that rule holds under any gunicorn worker, this one included.
+"""
+
+from __future__ import annotations
+
+import errno
+import queue
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from gunicorn.workers import gthread
+
+#: Seconds a thread waits for the next request on the connection it just answered.
+LINGER = 0.1
+#: Seconds a request head may take to arrive whole once a thread reads it.
+HEAD_TIMEOUT = 10.0
+#: Seconds a pool thread waits for work before it ends (and gives its memory back).
+THREAD_IDLE = 5.0
+#: Seconds accepting pauses when the process is out of descriptors or threads.
+RESOURCE_PAUSE = 0.1
+#: accept() errors that mean "out of resources for now", not "broken".
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class StqWorker(gthread.ThreadWorker):
+    """gunicorn's threaded worker with linger, a head deadline and eviction of idle clients."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._heads: dict[gthread.TConn, float] = {}  # connection -> head deadline
+        self._heads_lock = threading.Lock()
+
+    def get_thread_pool(self) -> ElasticPool:
+        """Threads for requests in flight, started on demand and ended when idle.
+
+        A burst (runners arriving, a slow-client attack) needs hundreds of
+        threads for a few seconds; gunicorn's pool would keep them, and each
+        thread's store connection, for the worker's life.
+        """
+        return ElasticPool(self.cfg.threads)
+
+    # --- pool threads ------------------------------------------------------------
+
+    def handle(self, conn: gthread.TConn) -> Any:
+        """Serve requests on ``conn`` while they follow each other closely.
+
+        A new connection with nothing to read yet goes straight back to the
+        poller (gunicorn's own "deferred" path) instead of holding this thread
+        for up to 5 s: connections that never send would otherwise take every
+        thread and stall everyone else.
+        """
+        if not conn.initialized and not conn.data_ready and not _readable(conn, 0):
+            return gthread._DEFER  # the sentinel gthread's finish_request parks it with
+        while True:
+            with self._heads_lock:
+                self._heads[conn] = time.monotonic() + HEAD_TIMEOUT
+            try:
+                keepalive = super().handle(conn)
+            finally:
+                with self._heads_lock:
+                    self._heads.pop(conn, None)
+            if keepalive is not True or not self.alive or not _next_request_soon(conn):
+                return keepalive
+
+    def handle_request(self, req: Any, conn: gthread.TConn) -> bool:
+        """The head has arrived: from here on the application paces the request."""
+        with self._heads_lock:
+            self._heads.pop(conn, None)
+        return super().handle_request(req, conn)
+
+    # --- the main thread -----------------------------------------------------------
+
+    def murder_pending(self) -> None:
+        """gunicorn's clean-up of silent new connections, plus heads past their deadline."""
+        super().murder_pending()
+        now = time.monotonic()
+        with self._heads_lock:
+            late = [conn for conn, deadline in self._heads.items() if deadline <= now]
+            for conn in late:
+                del self._heads[conn]
+        for conn in late:
+            _shut(conn.sock)  # the thread's blocked read returns end-of-stream
+
+    def accept(self, listener: socket.socket) -> None:
+        """gunicorn's accept, pausing instead of dying when descriptors or threads run out.
+
+        A crashed worker would drop every connection it holds; the ones that
+        finish free what the next accept needs, and the client waits in the
+        listen backlog meanwhile.
+        """
+        try:
+            super().accept(listener)
+        except (OSError, RuntimeError) as ex:  # RuntimeError: "can't start new thread"
+            if isinstance(ex, OSError) and ex.errno not in _OUT_OF_RESOURCES:
+                raise
+            self.log.error("Cannot accept a connection now (%s); retrying shortly", ex)
+            time.sleep(RESOURCE_PAUSE)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """At capacity, close the oldest idle connections rather than stop accepting."""
+        if not enabled and self.alive and self._evict_idle():
+            return
+        super().set_accept_enabled(enabled)
+
+    def _evict_idle(self) -> bool:
+        """Close idle connections until one more fits; False when none is idle."""
+        evicted = False
+        for idle in (self.pending_conns, self.keepalived_conns):
+            while idle and self.nr_conns >= self.worker_connections:
+                conn = idle.popleft()  # the oldest: both queues are in arrival order
+                try:
+                    self.poller.unregister(conn.sock)
+                except (OSError, KeyError, ValueError):
+                    pass
+                self.nr_conns -= 1
+                conn.close()
+                evicted = True
+        return evicted
+
+
+def _next_request_soon(conn: gthread.TConn) -> bool:
+    """Whether the client sends its next request within ``LINGER`` (or already has)."""
+    if conn.parser is None or conn.is_http2:
+        return False
+    if conn.parser.unreader.buf.getvalue():
+        return True  # pipelined: already read
+    return _readable(conn, LINGER)
+
+
+def _readable(conn: gthread.TConn, timeout: float) -> bool:
+    """Whether ``conn`` has bytes to read within ``timeout`` seconds."""
+    poller = select.poll()  # poll, not select: descriptors may be numbered past 1024
+    try:
+        poller.register(conn.sock, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    except (OSError, ValueError):
+        return False
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class ElasticPool:
+    """The part of ``ThreadPoolExecutor`` gthread uses, with threads that end when idle.
+
+    ``_idle`` counts idle threads not yet promised a job. A job takes one of
+    them, or starts a thread when there is none, so a job never waits behind
+    another that may be a 30 s long poll; only past ``max_threads`` does it
+    wait (``_backlog``) for the first thread to finish. A thread idle
+    for ``idle`` seconds ends, unless a job is still queued for someone.
+    """
+
+    def __init__(self, max_threads: int, idle: float = THREAD_IDLE):
+        self.max_threads = max_threads
+        self.idle = idle
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple] | None]
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._backlog = 0  # jobs queued with no thread promised: every thread was busy
+        self._threads = 0
+        self._stopped = False
+
+    @property
+    def threads(self) -> int:
+        """Threads alive in the pool, busy or idle."""
+        return self._threads
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._idle:
+                self._idle -= 1
+            elif self._threads < self.max_threads:
+                thread = threading.Thread(target=self._work, name="stq-request", daemon=True)
+                thread.start()  # "can't start new thread" reaches the caller (StqWorker.accept)
+                self._threads += 1
+            else:
+                self._backlog += 1
+            self._jobs.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.idle)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty() and self._idle:
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+                continue  # a job is queued, promised to an idle thread: maybe this one
+            if job is None:  # shutdown
+                return
+            future, fn, args = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as ex:
+                    future.set_exception(ex)
+            del job, future, fn, args  # nothing of a request outlives it in this frame
+            with self._lock:
+                if self._backlog:
+                    self._backlog -= 1  # this thread takes the oldest waiting job next
+                else:
+                    self._idle += 1
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Take no more jobs; idle threads end at once (busy ones after their job)."""
+        with self._lock:
+            self._stopped = True
+            for _ in range(self._threads):
+                self._jobs.put(None)
