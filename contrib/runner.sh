@@ -127,6 +127,7 @@ while [ "$STOP" = 0 ]; do
          idle_since=$(date +%s) ;;
     204) ;;
     401) log "the server refused the token: set STQ_TOKEN"; exit 2 ;;
+    4*) log "the server refused the claim ($code): $(cat "$WORK/answer"); retrying"; sleep 2 ;;
     *) log "cannot reach $URL ($code); retrying"; sleep 2 ;;
   esac
   if [ -n "$IDLE" ] && [ $(( $(date +%s) - idle_since )) -ge "${IDLE%.*}" ]; then

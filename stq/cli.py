@@ -34,6 +34,8 @@ environment:
   STQ_TOKEN              bearer token sent to (client) or required by (server) the API
   STQ_DB                 server store: a file path (default stq.db) or a postgresql:// URL
   STQ_HEARTBEAT_TIMEOUT  server: seconds without a heartbeat before an attempt is lost (60)
+  STQ_ALLOWED_HOSTS      server: host names clients use beyond loopback (comma-separated),
+                         e.g. behind a proxy; with no token, other Host names are refused
 
 examples:
   stq validate workflows/examples/*.yaml
@@ -46,6 +48,8 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 #: connection to the embedded server); past a few per CPU they only wait on each
 #: other, and a value like 1000000 is a typo that would fork until memory runs out.
 MAX_JOBS = 256
+#: Seconds ``submit --wait`` keeps making one read through an outage before it gives up.
+WAIT_RETRY_FOR = 60.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,20 +108,56 @@ def _client(args: argparse.Namespace, settings: Settings) -> Client:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    """Validate, submit, print the id; with --wait follow it to the end."""
-    from stq.client import workflow_document
+    """Validate, submit (once, however many answers are lost), print the id; --wait follows it."""
+    from stq.client import READ_SLACK, workflow_document
     from stq.gc_pause import gc_paused
     from stq.progress import Progress, summary
 
     client = _client(args, settings)
     with gc_paused():  # a big workflow is millions of objects and no cycles
-        wf_id = client.submit(workflow_document(_load(args.file, "submitted")))["id"]
+        document = workflow_document(_load(args.file, "submitted"))
+        timeout = args.answer_timeout or READ_SLACK
+        wf_id = client.submit(document, read_timeout=timeout, on_retry=_say)["id"]
     print(wf_id, flush=True)
     if not args.wait:
         return EXIT_OK
-    final = Progress(client, sys.stdout, tty=sys.stdout.isatty()).follow(wf_id)
-    summary(client, final, sys.stdout)
+    reads = _PatientReads(client)
+    final = Progress(reads, sys.stdout, tty=sys.stdout.isatty()).follow(wf_id)  # type: ignore[arg-type]
+    summary(reads, final, sys.stdout)  # type: ignore[arg-type]
     return EXIT_OK if final["state"] == "completed" else EXIT_FAILED
+
+
+def _say(message: str) -> None:
+    """A line on stderr while a command goes on (stdout keeps only its results)."""
+    print(f"stq: {message}", file=sys.stderr, flush=True)
+
+
+class _PatientReads:
+    """The client's reads, each made again through an outage (``retry_outages``).
+
+    ``--wait`` follows a workflow that runs on whatever happens to this
+    command: a slow answer or a restarting server is no reason to stop
+    following it, and a server that took the connection but answered late
+    is not "unreachable". Only reads go through here: they are safe to repeat.
+    """
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        from stq.client import retry_outages
+
+        read = getattr(self._client, name)
+
+        def patient(*args: Any, **kwargs: Any) -> Any:
+            return retry_outages(
+                lambda: read(*args, **kwargs),
+                url=self._client.url,
+                within=WAIT_RETRY_FOR,
+                on_retry=_say,
+            )
+
+        return patient
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -242,6 +282,13 @@ def _add_client_commands(sub: Any) -> None:
     p = sub.add_parser("submit", help="submit a workflow to a server")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--wait", action="store_true", help="follow it; exit 1 if it fails")
+    p.add_argument(
+        "--answer-timeout",
+        type=_number(float, 1),
+        metavar="SECONDS",
+        help="wait this long for the server's answer before sending the submit again with "
+        "the same Idempotency-Key (default 15; tries stop after 60 s in all)",
+    )
     _server_flag(p)
     p.set_defaults(handler=cmd_submit)
 

@@ -83,11 +83,26 @@ class Unauthorized(StqError):
     exit_code = EXIT_USAGE
 
 
+class Forbidden(StqError):
+    """The request came from a web page of another origin."""
+
+    code = "forbidden"
+    http_status = 403
+    exit_code = EXIT_USAGE
+
+
 class NotFound(StqError):
     """No such id."""
 
     code = "not_found"
     http_status = 404
+
+
+class RequestTimeout(StqError):
+    """The request body arrived too slowly: it must keep coming at 1 KiB/s or more."""
+
+    code = "request_timeout"
+    http_status = 408
 
 
 class Conflict(StqError):
@@ -102,6 +117,21 @@ class PayloadTooLarge(StqError):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class UnsupportedMediaType(StqError):
+    """A request body must be JSON: send 'Content-Type: application/json'."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class MisdirectedRequest(StqError):
+    """This server does not answer for that host name: list it in STQ_ALLOWED_HOSTS."""
+
+    code = "misdirected_request"
+    http_status = 421
+    exit_code = EXIT_USAGE
 
 
 class WorkflowInvalid(StqError):

@@ -16,6 +16,11 @@ DEFAULT_DB = "stq.db"
 DEFAULT_HEARTBEAT_TIMEOUT = 60.0
 #: Request bodies over this are refused with 413 before they are read whole.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: A request body's first seconds, before it must keep arriving at ``BODY_MIN_RATE``.
+BODY_GRACE = 10.0
+#: Bytes per second a request body must arrive at after ``BODY_GRACE`` (on average:
+#: each KiB received buys one more second), else the server stops reading it.
+BODY_MIN_RATE = 1024.0
 #: Output kept per attempt: the last MiB of stdout and stderr together.
 MAX_OUTPUT_BYTES = 1024 * 1024
 #: Longest long-poll a claim may ask for; more counts as this.
@@ -30,6 +35,12 @@ class Settings:
     token: str | None = None
     db: str = DEFAULT_DB
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
+    #: Host names (``name`` or ``name:port``, lower case) clients may use beyond
+    #: loopback and the server's own address: names behind a proxy, DNS names.
+    allowed_hosts: tuple[str, ...] = ()
+    #: The body-rate rule's numbers: fixed for users (no variable sets them), shorter in tests.
+    body_grace: float = BODY_GRACE
+    body_min_rate: float = BODY_MIN_RATE
 
     @property
     def heartbeat_interval(self) -> float:
@@ -38,7 +49,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read ``STQ_SERVER``, ``STQ_TOKEN``, ``STQ_DB``, ``STQ_HEARTBEAT_TIMEOUT``."""
+        """Read ``STQ_SERVER``, ``_TOKEN``, ``_DB``, ``_HEARTBEAT_TIMEOUT``, ``_ALLOWED_HOSTS``."""
         env = os.environ if environ is None else environ
         timeout = heartbeat_timeout(env.get("STQ_HEARTBEAT_TIMEOUT", ""))
         return cls(
@@ -46,7 +57,13 @@ class Settings:
             token=env.get("STQ_TOKEN") or None,
             db=env.get("STQ_DB") or DEFAULT_DB,
             heartbeat_timeout=DEFAULT_HEARTBEAT_TIMEOUT if timeout is None else timeout,
+            allowed_hosts=allowed_hosts(env.get("STQ_ALLOWED_HOSTS", "")),
         )
+
+
+def allowed_hosts(text: str) -> tuple[str, ...]:
+    """``STQ_ALLOWED_HOSTS``' entries: comma-separated, blanks dropped, in lower case."""
+    return tuple(name for part in text.split(",") if (name := part.strip().lower()))
 
 
 def heartbeat_timeout(text: str) -> float | None:

@@ -99,7 +99,7 @@ class LocalChanges:
 def create_app(settings: Settings, store: Store | None = None, clock: Clock | None = None):
     """The WSGI app; ``store``/``clock`` are injected by tests, else opened from settings."""
     ctx = Context(settings, LazyStore(settings, store, clock))
-    app = falcon.App(middleware=[Guard(settings.token), LocalChanges(ctx)])
+    app = falcon.App(middleware=[Guard(settings), LocalChanges(ctx)])
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, errors.handle)
     app.add_error_handler(falcon.HTTPError, errors.handle)
@@ -111,6 +111,14 @@ def create_app(settings: Settings, store: Store | None = None, clock: Clock | No
         ("/api/v1/openapi.json", openapi.OpenApiResource()),
         *static.routes(),
     ]
-    for entry in routes:
-        app.add_route(*entry)
+    for template, resource, *rest in routes:
+        app.add_route(template, _with_head(resource), *rest)
     return app
+
+
+def _with_head(resource: object) -> object:
+    """HEAD answers as GET does, without the body (falcon drops it, keeps Content-Length)."""
+    on_get = getattr(resource, "on_get", None)
+    if on_get is not None and not hasattr(resource, "on_head"):
+        resource.on_head = on_get  # type: ignore[attr-defined]
+    return resource

@@ -177,10 +177,23 @@ def _workflow_paths() -> dict[str, Any]:
     with_tasks = _param(
         "tasks", "query", {"type": "boolean"}, "false: the summary only (STQ's extension)"
     )
+    key = _param(
+        "Idempotency-Key", "header",
+        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$"},
+        "1-200 visible ASCII characters. Stored with a sha256 of the body in the same "
+        "transaction as the workflow: a repeat within 24 h with the same body creates "
+        "nothing and answers 200 with the first workflow (a repeat made while the first is "
+        "being stored waits for it); with another body, 409. Deleting the workflow forgets "
+        "the key.",
+    )  # fmt: skip
+    submitted = {
+        "201": _resp("Stored", _ref("Submitted")),
+        "200": _resp("A repeat of an Idempotency-Key: the first workflow, now", _ref("Submitted")),
+    }
     return {
         "/api/v1/workflows": {
-            "post": _op("Submit a workflow document", {"201": _resp("Stored", _ref("Submitted"))},
-                        "400 401 413 422", requestBody=_body(_ref("WorkflowDocument"))),
+            "post": _op("Submit a workflow document", submitted, "400 401 409 413 422",
+                        parameters=[key], requestBody=_body(_ref("WorkflowDocument"))),
             "get": _op("List workflows, newest first", {"200": _resp("A page", listing)},
                        "400 401 404", parameters=query),  # 404: an unknown `before`
         },
@@ -245,7 +258,7 @@ def _other_paths() -> dict[str, Any]:
                                       {"200": _resp("Healthy", health)}, "503", security=[])},
         "/api/v1/openapi.json": {"get": _op("This document",
                                             {"200": _resp("OpenAPI 3.1", {"type": "object"})},
-                                            "401")},
+                                            "", security=[])},
         "/metrics": {"get": _op("Prometheus metrics", {"200": prom}, "401")},
         "/": {"get": _op("The dashboard", {"200": html}, "", security=[])},
         "/dashboard/{name}": {"get": _op("A dashboard file (js, css, svg)",

@@ -25,7 +25,7 @@ from stq.settings import Settings
 TOKEN = "schema-tok-81d2"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = 200 if os.environ.get("STQ_FULL_FAULTS") == "1" else 25
-PUBLIC = {"/api/v1/health", "/", "/dashboard/{name}"}
+PUBLIC = {"/api/v1/health", "/api/v1/openapi.json", "/", "/dashboard/{name}"}
 
 
 def _app():

@@ -18,15 +18,15 @@ api = support.api
 make_api = support.make_api
 
 BIG = 20 * 1024 * 1024
+JSON = {"Content-Type": "application/json"}
 PROTECTED = [
     ("GET", "/api/v1/workflows"),
     ("POST", "/api/v1/workflows"),
     ("GET", "/api/v1/tasks"),
     ("POST", "/api/v1/attempts/claim"),
     ("GET", "/metrics"),
-    ("GET", "/api/v1/openapi.json"),
 ]
-EXEMPT = ["/api/v1/health", "/", "/dashboard/core.js"]
+EXEMPT = ["/api/v1/health", "/", "/dashboard/core.js", "/api/v1/openapi.json"]
 
 
 @pytest.mark.parametrize(
@@ -91,6 +91,7 @@ def _raw_call(app: falcon.App, env: dict) -> tuple[str, bytes]:
 def _env(stream: CountingStream, length: str | None) -> dict:
     env = testing.create_environ(method="POST", path="/api/v1/workflows")
     env["wsgi.input"] = io.BufferedReader(stream)
+    env["CONTENT_TYPE"] = "application/json"
     env.pop("CONTENT_LENGTH", None)
     if length is None:
         env["wsgi.input_terminated"] = True
@@ -206,7 +207,7 @@ CLAIM = "/api/v1/attempts/claim"
 )
 def test_json_that_cannot_be_acted_on_is_a_400(api: Api, path: str, body: str, says: str) -> None:
     """A NaN wait would never end, a lone surrogate cannot be stored: refused up front."""
-    result = api.call("POST", path, body=body, headers={"Content-Type": "application/json"})
+    result = api.call("POST", path, body=body, headers=JSON)
     assert result.status_code == 400, result.text
     assert says in result.json["error"]["message"]
     assert api.get("/api/v1/workflows").json["workflows"] == []
@@ -214,7 +215,7 @@ def test_json_that_cannot_be_acted_on_is_a_400(api: Api, path: str, body: str, s
 
 def test_an_escaped_surrogate_pair_is_a_character(api: Api) -> None:
     body = '{"name": "w", "description": "\\ud83d\\ude00", "tasks": {"a": {"command": "true"}}}'
-    result = api.call("POST", "/api/v1/workflows", body=body)
+    result = api.call("POST", "/api/v1/workflows", body=body, headers=JSON)
     assert result.status_code == 201, result.text
     assert api.get(f"/api/v1/workflows/{result.json['id']}").json["description"] == "\U0001f600"
 
@@ -243,7 +244,34 @@ def test_a_duplicate_key_in_a_json_workflow_is_a_422(
     api: Api, body: str, path: str, key: str
 ) -> None:
     """SPEC 2: a duplicate key at any level rejects the document, JSON as well as YAML."""
-    result = api.call("POST", "/api/v1/workflows", body=body)
+    result = api.call("POST", "/api/v1/workflows", body=body, headers=JSON)
     assert result.status_code == 422, result.text
     assert result.json["error"]["details"] == [{"path": path, "message": f"duplicate key {key!r}"}]
     assert api.get("/api/v1/workflows").json["workflows"] == []
+
+
+def test_head_answers_as_get_without_the_body(api: Api) -> None:
+    wid = api.submit(workflow(a={}))["id"]
+    claim = api.claim()
+    assert claim is not None
+    api.report(claim["attempt_id"], output="hello\n")
+    paths = [
+        "/api/v1/workflows", f"/api/v1/workflows/{wid}", "/api/v1/tasks",
+        f"/api/v1/tasks/{claim['task_id']}", f"/api/v1/attempts/{claim['attempt_id']}/output",
+        "/api/v1/health", "/api/v1/openapi.json", "/metrics", "/", "/dashboard/core.js",
+        "/api/v1/workflows/nope",
+    ]  # fmt: skip
+    for path in paths:
+        got, head = api.get(path), api.call("HEAD", path)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers["content-length"] == str(len(got.content)), path
+    assert api.call("HEAD", "/api/v1/attempts/claim").status_code == 405
+
+
+def test_head_of_public_paths_needs_no_token(make_api: support.MakeApi) -> None:
+    api = make_api(token="s3cret")
+    for path in EXEMPT:
+        assert api.call("HEAD", path).status_code == 200, path
+    assert api.call("HEAD", "/api/v1/workflows").status_code == 401

@@ -64,7 +64,9 @@ def test_invalid_document_is_422_with_path_and_message(api: Api) -> None:
 
 def test_malformed_json_and_empty_body_are_400(api: Api) -> None:
     for body in ("{not json", "", "\xff"):
-        result = api.call("POST", "/api/v1/workflows", body=body)
+        result = api.call(
+            "POST", "/api/v1/workflows", body=body, headers={"Content-Type": "application/json"}
+        )
         assert result.status_code == 400, body
         assert result.json["error"]["code"] == "bad_request"
 
