@@ -1,30 +1,53 @@
-"""A lean keep-alive HTTP/1.1 connection for the client, on the standard library.
+"""The client's HTTP/1.1 transport: one keep-alive connection, answers read by ``llhttp``.
 
-Why not ``requests``: a busy runner makes one request per task, and profiling
-showed ``requests`` spending ~0.7 ms of CPU per call on this class of machine
-(hooks, adapters, cookie jars, header dicts) against ~0.15 ms for
-``http.client`` doing the same exchange; on a two-core machine running four
-runners and the server, that CPU is the hand-off time between tasks.
+``stq.client.Client`` sends every call through one ``Connection``, so this
+serves both the CLI and the runner (``stq worker``, one connection per server
+it talks to). Answers are read by ``httptools.HttpResponseParser``
+(MagicStack's binding of ``llhttp``, the C parser Node.js uses): this module
+only moves bytes from the socket to it and keeps what its callbacks report.
+The request side is serialisation only: a request line and headers checked
+once against HTTP's grammar (names are tokens, values hold no control
+characters, the target is visible ASCII) and written out, nothing read.
 
-What it keeps from ``requests`` as the client used it: one persistent
-connection, no proxies or ``.netrc`` from the environment, no redirects
-followed, a connect timeout and a read timeout. Like urllib3, it checks before
-each reuse that the server has not closed the idle connection (gunicorn closes
-idle keep-alive connections after a few seconds) and then opens a new one.
-Failures to connect or to exchange are raised as ``OSError`` or
-``http.client.HTTPException`` for the caller to map.
+Why ``llhttp``: a busy runner makes one request per task, so the client's CPU
+per call is hand-off time between tasks on a small machine. Measured with
+``bench/bench_transport.py`` (2,000 claims on one connection to a local
+``stq server``, the client's CPU per request, medians, 2-core machine shared
+with other work): ~140 us here, against ~330 us with ``h11`` (python-hyper's
+pure-Python parser), ~300 us for a lean ``http.client`` exchange and
+~1,070 us for a ``requests.Session``. And like ``h11``, and unlike
+``http.client`` or urllib3 (under ``requests``), which frame a chunk size with
+``int(line, 16)`` and so take ``0x10``, ``+5`` or ``1_0`` as numbers,
+``llhttp`` checks chunk sizes, lengths, status lines and headers against
+HTTP/1.1's grammar and refuses the rest, so a broken or hostile answer on a
+kept-alive connection is never framed differently from what the server meant.
+``requests`` would also add ~110 ms of imports to each CLI command and brings
+nothing the CLI wants (proxies, redirects and cookies are all refused).
 
-The exchange is done here rather than by ``http.client``: its
-``HTTPResponse`` builds a new buffered file per answer and parses the headers
-with the ``email`` package, and its request side validates and joins header
-by header; against a minimal server that was ~270 us of CPU per request on
-the 2-core machine, ~100 us here (and ~370 -> ~190 us per round trip). The
-reader below keeps one buffered reader for the
-connection's life and reads exactly one answer per request (status line,
-headers, then a ``Content-Length`` body, a chunked body, or a body that
-ends with the connection), with ``http.client``'s limits and exceptions.
-Requests go out as one ``sendall`` (headers and body together, as
-``http.client`` does for a bytes body), with ``TCP_NODELAY`` set.
+``httptools`` cannot tell ``llhttp`` that the connection ended, so the one
+framing decided here is RFC 9112's last rule (section 6.3): an answer with
+neither a ``Content-Length`` nor chunked as its final transfer coding has a
+body that ends when the server closes the connection. Any other answer cut
+short by a close is broken. A ``HEAD`` is not sent, since the parser cannot be
+told that its answer has no body.
+
+What it keeps from the clients before it: one persistent connection with
+``TCP_NODELAY``, each request going out as one write; no proxies or
+``.netrc`` from the environment and no redirects followed (a 3xx comes back
+as an answer, so the bearer token never travels to another host); a connect
+timeout and a read timeout per call; and a check before each reuse that the
+server has not closed the idle connection (gunicorn closes idle keep-alive
+connections after a few seconds), in which case a new one is opened, as
+urllib3 does. An answer's head is capped at ``MAX_HEAD`` bytes and its body at
+``MAX_ANSWER``: a ``Content-Length`` over it is refused before the body is
+read, and a chunked or read-to-close body as soon as it passes the cap.
+Bytes after an answer drop the connection, so they never pass for the next.
+
+Errors: failing to connect is an ``OSError`` (the request never left); a
+timeout after the request went out is ``ReadTimeout``, since the server may
+have acted on it; a broken exchange is an ``http.client.HTTPException``
+(``AnswerTooLarge`` for the cap), or an ``OSError`` for a reset connection.
+The connection is dropped after any failure, so the next call starts clean.
 """
 
 from __future__ import annotations
@@ -35,13 +58,43 @@ import re
 import select
 import socket
 import ssl
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-#: ``http.client``'s own limits on one line and on the number of header lines.
-MAX_LINE = 65536
-MAX_HEADERS = 100
-_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+import httptools
+
+#: The largest answer body read. The largest answer the API gives is one
+#: workflow with all its tasks (``GET /api/v1/workflows/{id}``): 32 MiB for a
+#: 100,000-task workflow of short names, ~40 MiB for one whose file reaches
+#: the 16 MiB request limit, more once every task has run. This leaves room
+#: above that, and still bounds what a broken server can make a client hold.
+MAX_ANSWER = 128 * 1024 * 1024
+#: The largest answer head (status line and headers) read; ``llhttp`` has no cap of its own.
+MAX_HEAD = 64 * 1024
+#: Bytes asked of the socket per read.
+RECV_SIZE = 64 * 1024
+#: Methods that carry a body, so an empty one still says ``Content-Length: 0``.
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+#: Methods whose answers the parser frames unaided (a HEAD's answer has no body to read).
+_METHODS = _WITH_BODY | {"GET", "DELETE"}
+#: RFC 9110's grammar for what a request carries: a field name is a token; a
+#: field value holds no control characters but tab; a target is visible ASCII.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")
+_PARSER_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+
+
+class AnswerTooLarge(http.client.HTTPException):
+    """An answer whose body is over ``MAX_ANSWER`` bytes."""
+
+
+class ReadTimeout(TimeoutError):
+    """The request went out, but no answer came within the read timeout.
+
+    Unlike a failure to connect, the server may have carried the request out,
+    so a caller that retries must make the retry safe to repeat.
+    """
 
 
 class Headers(dict[str, str]):
@@ -68,10 +121,88 @@ class Response:
         return self.content.decode("utf-8", errors="replace")
 
 
+class _Reader:
+    """One connection's ``llhttp`` parser and what its callbacks report of the current answer.
+
+    The parser lives as long as the connection (it carries its state from one
+    answer to the next); ``start`` forgets the previous answer before a request.
+    """
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.start()
+
+    def start(self) -> None:
+        self.status = 0
+        self.reason = b""
+        self.headers = Headers()
+        self.length = 0  # the final answer's Content-Length, 0 when it has none
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.head_done = False  # the final answer's head is in
+        self.done = False  # the final answer is in
+        self.keep_alive = False
+        self.stray = False  # bytes came after the answer
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.stray = True
+
+    def on_status(self, reason: bytes) -> None:
+        if not self.done:
+            self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head_done:
+            return  # a chunked body's trailers, or a stray answer's head
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1").strip(" \t")  # llhttp keeps trailing whitespace
+        headers = self.headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        if not self.done:
+            self.head_done = True
+            self.status = self.parser.get_status_code()
+            length = self.headers.get("content-length")  # llhttp checked: digits, one value
+            self.length = int(length) if length is not None else 0
+
+    def on_body(self, data: bytes) -> None:
+        if not self.done:
+            self.size += len(data)
+            self.parts.append(data)
+
+    def on_message_complete(self) -> None:
+        if self.done:
+            return
+        if self.status < 200:  # an interim answer (100 Continue): the final one follows
+            self.reason, self.headers, self.head_done = b"", Headers(), False
+            return
+        self.done = True
+        self.keep_alive = self.parser.should_keep_alive()  # only valid before the next answer
+
+    def ends_at_close(self) -> bool:
+        """Whether the body is read to the close: no Content-Length, chunked not its framing."""
+        if not self.head_done or self.done or "content-length" in self.headers:
+            return False
+        codings = self.headers.get("transfer-encoding", "")
+        return codings.rpartition(",")[2].strip().lower() != "chunked"
+
+    def response(self) -> Response:
+        reason = self.reason.decode("latin-1")
+        return Response(self.status, reason, self.headers, b"".join(self.parts))
+
+
 class Connection:
     """One server, one socket reused across calls; not thread-safe (one per thread)."""
 
-    def __init__(self, url: str, headers: dict[str, str], connect_timeout: float):
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        connect_timeout: float,
+        max_answer: int = MAX_ANSWER,
+    ):
         parts = urlsplit(url)
         try:
             port = parts.port  # raises on a port that is not a number
@@ -79,9 +210,6 @@ class Connection:
             port = -1
         if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
             raise http.client.InvalidURL(f"not an http(s) URL: {url!r}")
-        for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
-                raise ValueError(f"invalid header {name!r}")  # as http.client refuses it
         self.url = url
         self.https = parts.scheme == "https"
         self.host = parts.hostname
@@ -89,49 +217,90 @@ class Connection:
         self.port = port or default_port
         self.prefix = parts.path.rstrip("/")
         self.connect_timeout = connect_timeout
+        self.max_answer = max_answer
         host = f"[{self.host}]" if ":" in self.host else self.host
         host = host if self.port == default_port else f"{host}:{self.port}"
         fixed = {"Host": host, "Accept-Encoding": "identity", "Accept": "application/json"}
-        fixed.update(headers)
-        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+        self._fixed = _head_lines({**fixed, **headers})  # a bad one fails here, not later
         self._sock: socket.socket | None = None
-        self._reader: IO[bytes] | None = None
+        self._reader: _Reader | None = None
 
     def close(self) -> None:
-        sock, reader = self._sock, self._reader
+        sock = self._sock
         self._sock = self._reader = None
-        if reader is not None:
-            reader.close()
         if sock is not None:
             sock.close()
 
     def request(
-        self, method: str, path: str, body: Any = None, read_timeout: float = 30.0
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        read_timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
     ) -> Response:
-        """One exchange; the connection is dropped on any failure so the next call starts clean."""
+        """One exchange: ``body`` goes out as JSON; the answer comes back whole.
+
+        ``headers`` are this request's own, beside the connection's fixed ones.
+        """
+        if method not in _METHODS:
+            raise ValueError(f"can't send {method!r}: one of {sorted(_METHODS)} is")
         target = self.prefix + path
-        if _UNSAFE.search(target) or _UNSAFE.search(method):
-            raise http.client.InvalidURL(f"can't send {method} {target!r}: control characters")
-        head = f"{method} {target} HTTP/1.1\r\n{self._fixed}"
-        data = b""
+        if _BAD_TARGET.search(target):
+            raise http.client.InvalidURL(f"can't send {method} {target!r}: not visible ASCII")
+        wire = f"{method} {target} HTTP/1.1\r\n".encode("ascii") + self._fixed
+        if headers:
+            wire += _head_lines(headers)
         if body is not None:
             data = json.dumps(body).encode()
-            head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-        elif method in ("POST", "PUT", "PATCH"):
-            head += "Content-Length: 0\r\n"
+            length = b"Content-Length: %d\r\n\r\n" % len(data)
+            wire += b"Content-Type: application/json\r\n" + length + data
+        elif method in _WITH_BODY:
+            wire += b"Content-Length: 0\r\n\r\n"
+        else:
+            wire += b"\r\n"
+        sock, reader = self._usable()
         try:
-            sock, reader = self._usable()
             sock.settimeout(read_timeout)
-            sock.sendall(head.encode("latin-1") + b"\r\n" + data)
-            answer, will_close = read_response(reader, method)
+            sock.sendall(wire)
+            self._answer(sock, reader)
+        except TimeoutError as ex:
+            self.close()
+            raise ReadTimeout(f"no answer to {method} {target} within {read_timeout:g} s") from ex
         except BaseException:
             self.close()
             raise
-        if will_close:
-            self.close()
-        return answer
+        if not reader.keep_alive or reader.stray:
+            self.close()  # "Connection: close", HTTP/1.0, a body that ended with the
+        return reader.response()  # connection, or bytes that must never pass for an answer
 
-    def _usable(self) -> tuple[socket.socket, IO[bytes]]:
+    def _answer(self, sock: socket.socket, reader: _Reader) -> None:
+        """Feed ``reader`` until the final answer to the request just sent is in, or refuse it."""
+        reader.start()
+        received = head = 0
+        while not reader.done:
+            data = sock.recv(RECV_SIZE)
+            if not data:
+                _at_close(reader, received)
+                return
+            received += len(data)
+            if not reader.head_done:
+                head += len(data)
+            try:
+                reader.parser.feed_data(data)
+            except _PARSER_ERRORS as ex:
+                if not reader.done:
+                    why = str(ex) if isinstance(ex, httptools.HttpParserError) else "an upgrade"
+                    raise http.client.HTTPException(f"a broken HTTP answer: {why}") from ex
+                reader.stray = True  # the answer was whole; what came after it was not HTTP
+            if not reader.head_done and head > MAX_HEAD:
+                raise http.client.HTTPException(f"a broken HTTP answer: a head over {MAX_HEAD}")
+            if reader.length > self.max_answer:
+                raise AnswerTooLarge(f"an answer of {reader.length} bytes, over {self.max_answer}")
+            if reader.size > self.max_answer:
+                raise AnswerTooLarge(f"an answer over {self.max_answer} bytes")
+
+    def _usable(self) -> tuple[socket.socket, _Reader]:
         """The open connection, unless the server closed it while idle; else a fresh one."""
         if self._sock is not None and _dropped(self._sock):
             self.close()
@@ -145,100 +314,34 @@ class Connection:
             except BaseException:
                 sock.close()
                 raise
-            self._sock, self._reader = sock, sock.makefile("rb")
+            self._sock, self._reader = sock, _Reader()
         return self._sock, self._reader
 
 
-def read_response(reader: IO[bytes], method: str) -> tuple[Response, bool]:
-    """One answer from ``reader``, and whether the server will close the connection after it."""
-    while True:
-        version, status, reason = _status_line(reader)
-        headers = _headers(reader)
-        if not 100 <= status < 200:
-            break  # an interim answer (100 Continue) is skipped, as http.client does
-    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-    will_close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
-    if method == "HEAD" or status in (204, 304):
-        return Response(status, reason, headers, b""), will_close
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return Response(status, reason, headers, _chunked(reader)), will_close
-    length = headers.get("content-length")
-    if length is None:
-        return Response(status, reason, headers, reader.read()), True  # ends with the connection
+def _head_lines(headers: dict[str, str]) -> bytes:
+    """Request header lines, each name and value checked so no line can be smuggled in."""
+    lines = []
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise ValueError(f"invalid header {name!r}")
+        lines.append(f"{name}: {value}\r\n")
     try:
-        size = int(length)
-    except ValueError:
-        raise http.client.HTTPException(f"bad Content-Length {length!r}") from None
-    if size < 0:
-        raise http.client.HTTPException(f"bad Content-Length {length!r}")
-    return Response(status, reason, headers, _exactly(reader, size)), will_close
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as ex:
+        raise ValueError(f"invalid header: {ex}") from None
 
 
-def _line(reader: IO[bytes]) -> bytes:
-    line = reader.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
-        raise http.client.LineTooLong("header line")
-    return line
+def _at_close(reader: _Reader, received: int) -> None:
+    """The server closed the connection: the end of a body read to the close, or an error."""
+    if reader.ends_at_close():
+        reader.done, reader.keep_alive = True, False
+    elif not received:
+        raise http.client.RemoteDisconnected("the server closed the connection without answering")
+    else:
+        raise http.client.HTTPException("a broken HTTP answer: the connection closed within it")
 
 
-def _status_line(reader: IO[bytes]) -> tuple[str, int, str]:
-    line = _line(reader)
-    if not line:
-        raise http.client.RemoteDisconnected("Remote end closed connection without response")
-    parts = line.decode("iso-8859-1").rstrip("\r\n").split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise http.client.BadStatusLine(repr(line))
-    status = int(parts[1])
-    if not 100 <= status <= 999:
-        raise http.client.BadStatusLine(repr(line))
-    return parts[0], status, parts[2] if len(parts) > 2 else ""
-
-
-def _headers(reader: IO[bytes]) -> Headers:
-    headers = Headers()
-    last = None
-    for _ in range(MAX_HEADERS + 1):
-        line = _line(reader)
-        if line in (b"\r\n", b"\n", b""):
-            return headers
-        text = line.decode("iso-8859-1").rstrip("\r\n")
-        if text[:1] in (" ", "\t") and last is not None:  # an obsolete folded line
-            headers[last] = f"{headers[last]} {text.strip()}"
-            continue
-        name, sep, value = text.partition(":")
-        if not sep:
-            raise http.client.HTTPException(f"bad header line {text!r}")
-        last = name.strip().lower()
-        value = value.strip()
-        headers[last] = f"{headers[last]}, {value}" if last in headers else value
-    raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
-
-
-def _exactly(reader: IO[bytes], size: int) -> bytes:
-    data = reader.read(size)
-    if len(data) < size:
-        raise http.client.IncompleteRead(data, size - len(data))
-    return data
-
-
-def _chunked(reader: IO[bytes]) -> bytes:
-    parts = []
-    while True:
-        line = _line(reader)
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise http.client.IncompleteRead(b"".join(parts)) from None
-        if size == 0:
-            break
-        parts.append(_exactly(reader, size))
-        _exactly(reader, 2)  # the CRLF after each chunk
-    while _line(reader) not in (b"\r\n", b"\n", b""):
-        pass  # trailers: ignored, as http.client does
-    return b"".join(parts)
-
-
-def _dropped(sock: Any) -> bool:
+def _dropped(sock: socket.socket) -> bool:
     """An idle keep-alive socket that is readable was closed (or spoke out of turn)."""
     try:
         readable, _, _ = select.select([sock], [], [], 0)

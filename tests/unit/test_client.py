@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from stq.client import Client, ServerError
+from stq import client as client_module
+from stq.client import Client, ServerError, ServerTimeout
 from stq.errors import (
     Conflict,
     NotFound,
@@ -19,17 +21,24 @@ from stq.errors import (
     UsageError,
     WorkflowInvalid,
 )
+from stq.http_lite import AnswerTooLarge, ReadTimeout
 from tests.helpers import free_port, http_server
 
 #: path -> (status, body, extra headers) served by the fake server
 ANSWERS: dict[str, tuple[int, object, dict[str, str]]] = {}
 SEEN: list[tuple[str, str | None]] = []
+#: A body that is never sent: the server holds the request until ``RELEASE`` is set.
+SILENT = object()
+RELEASE = threading.Event()
 
 
 class Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         SEEN.append((self.path, self.headers.get("Authorization")))
         status, body, headers = ANSWERS.get(self.path, (404, {"error": {}}, {}))
+        if body is SILENT:
+            RELEASE.wait(10)
+            return
         data = (
             body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
         )
@@ -53,11 +62,13 @@ def server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def url(server_url: str) -> str:
+def url(server_url: str) -> Iterator[str]:
     ANSWERS.clear()
     SEEN.clear()
+    RELEASE.clear()
     ANSWERS["/api/v1/health"] = (200, {"ok": True}, {})
-    return server_url
+    yield server_url
+    RELEASE.set()
 
 
 def error(code: str, message: str, details: list | None = None) -> dict:
@@ -111,6 +122,35 @@ def test_unreachable_says_what_to_do() -> None:
     with pytest.raises(ServerUnreachable) as caught:
         Client(down).health()
     assert caught.value.message == (f"cannot reach {down}: start `stq server` or set STQ_SERVER")
+
+
+def test_an_answer_that_never_comes_is_a_timeout_not_unreachable(url: str, monkeypatch) -> None:
+    monkeypatch.setattr(client_module, "READ_SLACK", 0.3)
+    ANSWERS["/api/v1/workflows/w1/cancel"] = (200, SILENT, {})
+    client = Client(url)
+    with pytest.raises(ServerTimeout) as caught:
+        client.cancel("w1")
+    assert caught.value.message.startswith(
+        f"{url} did not answer POST /api/v1/workflows/w1/cancel within 0.3 s"
+    )
+    assert "cannot reach" not in caught.value.message
+    assert isinstance(caught.value, ServerUnreachable)  # still retried by the runner
+    assert isinstance(caught.value.__cause__, ReadTimeout)
+    client.close()
+
+
+def test_an_answer_over_the_cap_says_so(url: str) -> None:
+    ANSWERS["/api/v1/workflows/w1"] = (200, {"tasks": ["x" * 1000] * 1100}, {})  # ~1.1 MB
+    client = Client(url)
+    client.conn.max_answer = 2**20
+    with pytest.raises(NotStqServer) as caught:
+        client.workflow("w1")
+    assert caught.value.message.startswith(
+        f"{url} does not look like an STQ server "
+        "(GET /api/v1/workflows/w1 answered more than 1 MiB): set --server or STQ_SERVER"
+    )
+    assert isinstance(caught.value.__cause__, AnswerTooLarge)
+    client.close()
 
 
 HTML = b"<html><body>Not an API</body></html>"
