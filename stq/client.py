@@ -1,18 +1,24 @@
 """HTTP client for the STQ API (SPEC section 5), shared by the CLI and the runner.
 
-One keep-alive connection (``stq.http_lite``: the standard library's sockets
-and ``http.client``'s errors, a fraction of ``requests``' CPU per call) stays
-open, so a busy runner pays for one TCP handshake, not one per call. Error
-bodies come back as the matching ``StqError`` subclass, connection failures as
-``ServerUnreachable``, so callers handle one exception tree. Redirects are
-never followed: the bearer token must not travel to a host it was not meant for.
+One keep-alive connection (``stq.http_lite``: ``httptools`` on a socket, an eighth of
+``requests``' CPU per call) stays open, so a busy runner pays for one TCP
+handshake, not one per call. Error bodies come back as the matching
+``StqError`` subclass, connection failures as ``ServerUnreachable`` (a request
+sent but not answered in time as its ``ServerTimeout``), so callers handle one
+exception tree. Redirects are never followed: the bearer token must not travel
+to a host it was not meant for.
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import re
-from typing import Any
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from stq import http_lite
@@ -20,6 +26,8 @@ from stq.errors import (
     EXIT_USAGE,
     BadRequest,
     Conflict,
+    Forbidden,
+    MisdirectedRequest,
     NotFound,
     NotStqServer,
     PayloadTooLarge,
@@ -27,6 +35,7 @@ from stq.errors import (
     StoreUnavailable,
     StqError,
     Unauthorized,
+    UnsupportedMediaType,
     UsageError,
     WorkflowInvalid,
 )
@@ -36,14 +45,29 @@ from stq.model import WorkflowSpec
 #: Seconds to connect; the read timeout is the long poll plus this slack.
 CONNECT_TIMEOUT = 5.0
 READ_SLACK = 15.0
+#: Seconds ``submit`` keeps sending one submit (one Idempotency-Key) through outages.
+SUBMIT_RETRY_FOR = 60.0
+#: Pause before the first retry of an outage, doubled after each one up to the second.
+RETRY_DELAYS = (0.5, 5.0)
+#: The shortest read timeout a try is given, however little of its window is left.
+MIN_READ_TIMEOUT = 1.0
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+T = TypeVar("T")
 
+#: The error an STQ error answer stands for, by status: each class names its own.
 _BY_STATUS: dict[int, type[StqError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    503: StoreUnavailable,
+    cls.http_status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        MisdirectedRequest,
+        StoreUnavailable,
+    )
 }
 
 
@@ -52,6 +76,24 @@ class ServerError(StqError):
 
     code = "server_error"
     http_status = 500
+    exit_code = EXIT_USAGE
+
+
+class ServerTimeout(ServerUnreachable):
+    """The request went out but no answer came in time: the server may have carried it out.
+
+    Still a ``ServerUnreachable`` to callers that wait and try again (the
+    runner), but never worded as "cannot reach"; its cause is
+    ``http_lite.ReadTimeout``.
+    """
+
+    code = "timeout"
+
+
+class NoAnswer(StqError):
+    """The server took connections but gave no usable answer in time: slow, not unreachable."""
+
+    code = "no_answer"
     exit_code = EXIT_USAGE
 
 
@@ -86,12 +128,27 @@ class Client:
     # --- plumbing -------------------------------------------------------------
 
     def _call(
-        self, method: str, path: str, body: Any = None, params: Any = None, wait: float = 0.0
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Any = None,
+        wait: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> http_lite.Response:
         if params:
             path = f"{path}?{urlencode(params)}"
+        timeout = wait + READ_SLACK
         try:
-            resp = self.conn.request(method, path, body, read_timeout=wait + READ_SLACK)
+            resp = self.conn.request(method, path, body, read_timeout=timeout, headers=headers)
+        except http_lite.ReadTimeout as ex:  # sent: it may have been done, so not "cannot reach"
+            raise ServerTimeout(
+                f"{self.url} did not answer {method} {path} within {timeout:g} s: "
+                "the server is overloaded or stuck; try again later"
+            ) from ex
+        except http_lite.AnswerTooLarge as ex:
+            cap = self.conn.max_answer // 2**20
+            raise self._not_stq(f"{method} {path} answered more than {cap} MiB") from ex
         except (OSError, http.client.HTTPException) as ex:
             raise ServerUnreachable(
                 f"cannot reach {self.url}: start `stq server` or set STQ_SERVER"
@@ -148,8 +205,41 @@ class Client:
 
     # --- workflows ------------------------------------------------------------
 
-    def submit(self, document: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", "/api/v1/workflows", document)
+    def submit(
+        self,
+        document: dict[str, Any],
+        *,
+        read_timeout: float = READ_SLACK,
+        retry_for: float = SUBMIT_RETRY_FOR,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Submit a workflow once, however many answers are lost on the way.
+
+        The request carries a fresh ``Idempotency-Key``. A connection error,
+        no answer within ``read_timeout`` seconds, or a 5xx sends the same
+        request with the same key again (``retry_outages``), for up to
+        ``retry_for`` seconds in all: the server stores one workflow whichever
+        tries reached it, and answers a repeat with that one.
+        """
+        key = {IDEMPOTENCY_HEADER: uuid.uuid4().hex}
+        started = time.monotonic()
+
+        def post() -> dict[str, Any]:
+            left = retry_for - (time.monotonic() - started)
+            timeout = max(MIN_READ_TIMEOUT, min(read_timeout, left))
+            # ``_call`` waits ``wait + READ_SLACK`` for an answer.
+            return self._json(
+                "POST", "/api/v1/workflows", document, wait=timeout - READ_SLACK, headers=key
+            )
+
+        try:
+            return retry_outages(
+                post, url=self.url, within=retry_for, started=started, on_retry=on_retry
+            )
+        except NoAnswer as ex:
+            raise NoAnswer(
+                f"{ex.message}; the workflow may have been created: check `stq status`"
+            ) from ex
 
     def workflows(self, limit: int | None = None, before: str | None = None) -> list[dict]:
         params = {k: v for k, v in (("limit", limit), ("before", before)) if v is not None}
@@ -197,6 +287,85 @@ class Client:
     def health(self) -> bool:
         answer = self._json("GET", "/api/v1/health")
         return isinstance(answer, dict) and bool(answer.get("ok"))
+
+
+def retry_outages(
+    call: Callable[[], T],
+    *,
+    url: str,
+    within: float,
+    started: float | None = None,
+    on_retry: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """``call()``, made again through outages for up to ``within`` seconds.
+
+    An outage is a connection that fails or drops, no answer in time, or a
+    5xx; any other error is the answer and is raised at once. Only safe for
+    a call that may be repeated: a read, or a keyed submit. The seconds count
+    from ``started`` (else from the first failure), with a pause of 0.5 s
+    doubling up to 5 s between tries; ``on_retry`` hears once what went wrong.
+    Giving up, a server that never took a connection is unreachable (the
+    last error stands); one that took connections but never answered usably
+    is ``NoAnswer``, never "unreachable".
+    """
+    delay, longest = RETRY_DELAYS
+    connected = False
+    while True:
+        try:
+            return call()
+        except (ServerUnreachable, ServerError, StoreUnavailable) as ex:
+            what = _outage(ex)
+            if what is None:
+                raise
+            now = clock()
+            started = now if started is None else started
+            connected = connected or not _never_connected(ex)
+            if now + delay - started > within:
+                if not connected:
+                    raise
+                spent = f"{now - started:.0f} s"
+                failing = isinstance(ex, ServerError | StoreUnavailable)  # answered, a 5xx
+                raise NoAnswer(
+                    f"the server at {url} kept failing for {spent} ({what})"
+                    if failing
+                    else f"the server at {url} did not answer within {spent} (last try: {what})"
+                ) from ex
+            if on_retry is not None:
+                on_retry(f"{url}: {what}; trying again for up to {within:g} s")
+                on_retry = None
+        sleep(delay)
+        delay = min(delay * 2, longest)
+
+
+def _outage(ex: StqError) -> str | None:
+    """What went wrong, if ``ex`` is an outage worth another try; None if it is an answer."""
+    if isinstance(ex, ServerError | StoreUnavailable):
+        return ex.message
+    cause = ex.__cause__  # ``_call`` chains what the connection raised
+    if isinstance(cause, TimeoutError):
+        return "no answer in time"
+    if _never_connected(ex):
+        return f"cannot connect ({cause})"
+    if isinstance(cause, http.client.HTTPException | ConnectionError):
+        return "the connection closed before an answer"
+    return str(cause) if isinstance(cause, OSError) else None
+
+
+#: Errors of a connection that was never made, so nothing was sent.
+_NOT_CONNECTED = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH})
+
+
+def _never_connected(ex: StqError) -> bool:
+    """Whether the try surely never reached the server (refused, no route, no such host).
+
+    A timeout counts as reached: it may have been the answer that was late.
+    """
+    cause = ex.__cause__
+    return isinstance(cause, socket.gaierror) or (
+        isinstance(cause, OSError) and cause.errno in _NOT_CONNECTED
+    )
 
 
 def workflow_document(spec: WorkflowSpec) -> dict[str, Any]:

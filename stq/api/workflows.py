@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import TYPE_CHECKING, Any
 
 import falcon
 
 from stq.api import render
-from stq.api.bodies import parse_document
+from stq.api.bodies import read_document
 from stq.errors import BadRequest
 from stq.gc_pause import gc_paused
 from stq.model import WorkflowState
+from stq.store.base import Idempotency
 
 if TYPE_CHECKING:
     from stq.api.app import Context
 
 MAX_PAGE = 1000
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: 1-200 visible ASCII characters: no spaces, so a key reads the same in any log.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def enum_param(req: falcon.Request, name: str, enum: type) -> Any:
@@ -55,6 +61,19 @@ _BOOLEANS = {**dict.fromkeys(("true", "t", "yes", "y", "1", "on"), True),
              **dict.fromkeys(("false", "f", "no", "n", "0", "off"), False)}  # fmt: skip
 
 
+def idempotency_key(req: falcon.Request) -> str | None:
+    """The ``Idempotency-Key`` header (absent: None); anything but 1-200 visible ASCII is a 400."""
+    key = req.get_header(IDEMPOTENCY_HEADER)
+    if key is None or _IDEMPOTENCY_KEY.fullmatch(key):
+        return key
+    allowed = "1 to 200 visible ASCII characters (0x21-0x7E: no spaces or control characters)"
+    found = f"{len(key)} characters" if not 1 <= len(key) <= 200 else "a character not allowed"
+    raise BadRequest(
+        f"The {IDEMPOTENCY_HEADER} header must be {allowed}.",
+        [{"path": IDEMPOTENCY_HEADER, "message": f"it has {found}"}],
+    )
+
+
 def _bad_param(name: str, value: str, allowed: str) -> BadRequest:
     return BadRequest(
         f"Query parameter {name!r} must be {allowed}.",
@@ -69,12 +88,20 @@ class WorkflowsResource:
         self.ctx = ctx
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Submit; with an ``Idempotency-Key``, a repeat answers 200 with the first workflow."""
         from stq.loader import load_workflow_document  # not at import: gunicorn loads us first
 
+        key = idempotency_key(req)  # a bad key is refused before the body is read
         with gc_paused():  # a 100,000-task body is millions of objects and no cycles
-            spec = load_workflow_document(parse_document(req))
-            stored = self.ctx.store.submit_workflow(spec)
-            resp.status = falcon.HTTP_201
+            document, body = read_document(req)
+            spec = load_workflow_document(document)
+            if key is None:
+                stored, created = self.ctx.store.submit_workflow(spec), True
+            else:
+                # Over the raw bytes: a client's retry sends exactly the same bytes again.
+                once = Idempotency(key, hashlib.sha256(body).hexdigest())
+                stored, created = self.ctx.store.submit_workflow(spec, once)
+            resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
             resp.location = f"/api/v1/workflows/{stored.id}"
             resp.media = render.submitted(stored)
 

@@ -16,7 +16,8 @@ Claim order among claimable tasks whose labels the runner has: higher
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Protocol
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, overload
 
 from stq.model import (
     Claim,
@@ -30,12 +31,53 @@ from stq.model import (
     WorkflowState,
 )
 
+#: Seconds an idempotency key is remembered after the submit that stored it.
+IDEMPOTENCY_WINDOW = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A submit's ``Idempotency-Key`` and the sha256 (hex) of its request body.
+
+    The hash is what tells a retry of the same request (answered with the
+    first workflow) from a different request that reused the key (refused).
+    """
+
+    key: str
+    body_sha256: str
+
+
+class Submission(NamedTuple):
+    """What a submit with an ``Idempotency`` did: the workflow, and whether it made it."""
+
+    workflow: Workflow
+    #: False: an earlier submit with the key stored ``workflow``; nothing was stored now.
+    created: bool
+
 
 class Store(Protocol):
     """What the server can ask of its store. Unknown ids raise ``NotFound``."""
 
-    def submit_workflow(self, spec: WorkflowSpec) -> Workflow:
-        """Store a validated workflow with every task ``todo``; return it with its tasks."""
+    @overload
+    def submit_workflow(self, spec: WorkflowSpec) -> Workflow: ...
+
+    @overload
+    def submit_workflow(self, spec: WorkflowSpec, idempotency: Idempotency) -> Submission: ...
+
+    def submit_workflow(
+        self, spec: WorkflowSpec, idempotency: Idempotency | None = None
+    ) -> Workflow | Submission:
+        """Store a validated workflow with every task ``todo``; return it with its tasks.
+
+        With ``idempotency`` the key is stored in the same transaction as the
+        workflow, and the answer says whether this call created it: a repeat
+        of the key within ``IDEMPOTENCY_WINDOW`` (by the store's clock) with
+        the same body stores nothing and returns the first workflow as it is
+        now, with its tasks; with another body it raises ``Conflict``. A
+        repeat made while the first is still being stored waits for it. A key
+        is forgotten with its workflow (``delete_workflow``) or once older
+        than the window.
+        """
         ...
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:

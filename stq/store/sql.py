@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from stq.errors import Conflict, StoreUnavailable
 from stq.model import (
@@ -41,7 +41,8 @@ from stq.model import (
     WorkflowSpec,
     WorkflowState,
 )
-from stq.store import claim, records, reports, rules, transitions
+from stq.store import claim, records, reports, rules, submission, transitions
+from stq.store.base import Idempotency, Submission
 from stq.store.dialect import Dialect
 from stq.store.records import ATTEMPT_COLUMNS, TASK_COLUMNS, WORKFLOW_COLUMNS, parse_id
 from stq.store.transitions import Tx
@@ -73,6 +74,7 @@ SELECT_TASK_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE task_id = ?
 SPARE_CONNECTIONS = 16
 #: Children first, so foreign keys hold at every step.
 DELETE_WORKFLOW = (
+    submission.FORGET_WORKFLOW,
     "DELETE FROM workflow_count WHERE workflow_id = ?",
     "DELETE FROM output WHERE attempt_id IN (SELECT a.id FROM attempt a "
     "JOIN task t ON t.id = a.task_id WHERE t.workflow_id = ?)",
@@ -259,7 +261,15 @@ class SqlStore:
 
     # --- writes -------------------------------------------------------------------
 
-    def submit_workflow(self, spec: WorkflowSpec) -> Workflow:
+    @overload
+    def submit_workflow(self, spec: WorkflowSpec) -> Workflow: ...
+
+    @overload
+    def submit_workflow(self, spec: WorkflowSpec, idempotency: Idempotency) -> Submission: ...
+
+    def submit_workflow(
+        self, spec: WorkflowSpec, idempotency: Idempotency | None = None
+    ) -> Workflow | Submission:
         depends = reports.check_spec(spec)
 
         def insert(tx: Tx) -> Workflow:
@@ -278,7 +288,20 @@ class SqlStore:
             )
             return records.workflow_from_row(tx.one(SELECT_WORKFLOW, (wid,)), tasks)
 
-        return self._write(insert)
+        if idempotency is None:
+            return self._write(insert)
+        once = idempotency
+
+        def insert_once(tx: Tx) -> Submission:
+            """The key first: whoever takes it creates; a repeat reads the first workflow."""
+            first = submission.take(tx, once)
+            if first is not None:
+                return Submission(_load_workflow(tx, first, with_tasks=True), created=False)
+            workflow = insert(tx)
+            submission.bind(tx, once, parse_id("w", workflow.id))
+            return Submission(workflow, created=True)
+
+        return self._write(insert_once)
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
         if self.dialect.serial_writes:

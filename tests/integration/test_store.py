@@ -11,8 +11,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,7 @@ from stq.model import (
     WorkflowState,
 )
 from stq.store import open_store, reports, transitions
+from stq.store.base import IDEMPOTENCY_WINDOW, Idempotency
 from stq.store.dialect import schema_statements
 from stq.store.records import parse_id
 from stq.store.sql import SqlStore
@@ -719,6 +722,7 @@ def test_a_version_1_store_is_migrated_on_open(
         store.report_result(claim.attempt_id, OK)
         done = store.get_workflow(old.id)
         assert done.state == WorkflowState.COMPLETED and done.counts["completed"] == 1
+        assert store.submit_workflow(wf(t("b")), Idempotency("k", "h")).created  # version 4
     finally:
         store.close()
     store = open_store(url)  # a second open finds the current version and changes nothing
@@ -769,3 +773,162 @@ def test_threads_that_end_leave_no_open_database_files(tmp_path: Path, clock: Fa
         assert open_files() == before
     finally:
         store.close()
+
+
+# --- idempotent submits -------------------------------------------------------------
+
+
+def test_a_repeated_key_returns_the_first_workflow_as_it_is_now(store: SqlStore) -> None:
+    once = Idempotency("retry-1", "aa")
+    first = store.submit_workflow(wf(t("a"), t("b", "a")), once)
+    assert first.created and first.workflow.state == WorkflowState.RUNNING
+    assert run(store) == "a"
+    again = store.submit_workflow(wf(t("a"), t("b", "a")), once)
+    assert not again.created
+    assert again.workflow.id == first.workflow.id
+    assert [(x.id, x.name) for x in again.workflow.tasks or ()] == [
+        (x.id, x.name) for x in first.workflow.tasks or ()
+    ]
+    assert [x.state for x in again.workflow.tasks or ()] == [TaskState.COMPLETED, TaskState.TODO]
+    assert [w.id for w in store.list_workflows()] == [first.workflow.id]
+    assert len(store.list_tasks()) == 2
+
+
+def test_a_key_reused_with_another_body_is_a_conflict(store: SqlStore) -> None:
+    first = store.submit_workflow(wf(t("a")), Idempotency("k", "aa"))
+    with pytest.raises(Conflict, match=f"another request body \\(workflow {first.workflow.id}\\)"):
+        store.submit_workflow(wf(t("a")), Idempotency("k", "bb"))
+    assert len(store.list_workflows()) == 1
+    assert store.submit_workflow(wf(t("a")), Idempotency("k2", "bb")).created  # another key
+
+
+def test_a_key_counts_for_24_hours_by_the_store_clock(store: SqlStore, clock: FakeClock) -> None:
+    once = Idempotency("k", "aa")
+    first = store.submit_workflow(wf(t("a")), once).workflow.id
+    clock.advance(IDEMPOTENCY_WINDOW - 1)
+    assert store.submit_workflow(wf(t("a")), once).workflow.id == first
+    clock.advance(1)
+    second = store.submit_workflow(wf(t("a")), Idempotency("k", "bb"))  # 24 h on: a new key
+    assert second.created and second.workflow.id != first
+    assert store.submit_workflow(wf(t("a")), Idempotency("k", "bb")).workflow.id == (
+        second.workflow.id
+    )
+
+
+def test_expired_keys_are_deleted_by_later_keyed_submits(
+    store: SqlStore, clock: FakeClock
+) -> None:
+    for number in range(3):
+        store.submit_workflow(wf(t("a")), Idempotency(f"old{number}", "aa"))
+    clock.advance(IDEMPOTENCY_WINDOW)
+    store.submit_workflow(wf(t("a")))  # a submit without a key touches no key
+    assert _keys(store) == ["old0", "old1", "old2"]
+    store.submit_workflow(wf(t("a")), Idempotency("new", "aa"))
+    assert _keys(store) == ["new"]
+    assert len(store.list_workflows()) == 5  # workflows stay: only their keys expire
+
+
+def test_deleting_the_workflow_forgets_its_key(store: SqlStore) -> None:
+    once = Idempotency("k", "aa")
+    first = store.submit_workflow(wf(t("a")), once).workflow.id
+    run(store)
+    store.delete_workflow(first)
+    assert _keys(store) == []
+    again = store.submit_workflow(wf(t("a")), once)
+    assert again.created and again.workflow.id != first
+
+
+def test_one_key_submitted_from_many_threads_at_once_creates_one_workflow(
+    store: SqlStore,
+) -> None:
+    spec = wf(*(t(f"t{i}") for i in range(300)))  # a write long enough for the tries to overlap
+    once = Idempotency("storm", "aa")
+    start = threading.Barrier(8)
+
+    def submit() -> tuple[str, bool]:
+        start.wait()
+        workflow, created = store.submit_workflow(spec, once)
+        return workflow.id, created
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: submit(), range(8)))
+    assert len({wid for wid, _ in answers}) == 1
+    assert sorted(created for _, created in answers) == [False] * 7 + [True]
+    assert len(store.list_workflows()) == 1 and len(store.list_tasks()) == 300
+
+
+@pytest.mark.parametrize("first_ends", ["commit", "rollback"])
+def test_a_repeat_waits_for_the_first_submit_of_its_key(
+    store: SqlStore, store_url: str, clock: FakeClock, first_ends: str
+) -> None:
+    """The first submit, caught with its key taken and its workflow not yet committed,
+    holds the repeat back: the repeat then answers with its workflow, or, if it rolled
+    back, creates the workflow itself."""
+    once = Idempotency("slow", "aa")
+    first = _FirstSubmit(store_url, once, clock())
+    with ThreadPoolExecutor(1) as pool:
+        repeat = pool.submit(store.submit_workflow, wf(t("a")), once)
+        try:
+            first.wait_until_blocking(repeat, store_url)
+        finally:
+            first.end(first_ends)
+        workflow, created = repeat.result(timeout=10)
+    if first_ends == "commit":
+        assert not created and workflow.id == f"w{first.workflow_id}" and workflow.name == "first"
+    else:
+        assert created and workflow.name == "wf"
+    assert len(store.list_workflows()) == 1
+
+
+def _keys(store: SqlStore) -> list[str]:
+    with store._tx(store.dialect.begin_read) as tx:
+        return [row[0] for row in tx.all("SELECT idempotency_key FROM submission ORDER BY 1")]
+
+
+class _FirstSubmit:
+    """A keyed submit in flight, on its own connection: key taken, workflow not committed."""
+
+    def __init__(self, url: str, once: Idempotency, now: float):
+        self.postgres = url.startswith("postgresql://")
+        if self.postgres:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(url)  # not autocommit: one open transaction
+        else:
+            self.conn = sqlite3.connect(url, isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        mark = "%s" if self.postgres else "?"
+        self.workflow_id = self.conn.execute(
+            "INSERT INTO workflow (name, state, created) "
+            f"VALUES ('first', 'running', {mark}) RETURNING id",
+            (now,),
+        ).fetchone()[0]
+        self.conn.execute(
+            "INSERT INTO submission (idempotency_key, body_sha256, workflow_id, created) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark})",
+            (once.key, once.body_sha256, self.workflow_id, now),
+        )
+
+    def wait_until_blocking(self, repeat: Future[Any], url: str) -> None:
+        """Until the repeat waits for this transaction (PostgreSQL: a lock wait on the key)."""
+        if not self.postgres:  # SQLite shows no waiters: the repeat must still be waiting
+            with pytest.raises(TimeoutError):
+                repeat.result(timeout=0.5)
+            return
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as watcher:  # a fresh view each query
+
+            def waiting() -> bool:
+                row = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO submission%'"
+                ).fetchone()
+                return row is not None and row[0] == 1
+
+            wait_until(waiting, timeout=10, what="the repeat to wait for the key")
+        assert not repeat.done()
+
+    def end(self, how: str) -> None:
+        self.conn.execute("COMMIT" if how == "commit" else "ROLLBACK")
+        self.conn.close()
