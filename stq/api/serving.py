@@ -20,6 +20,7 @@ method, and nothing here reads or writes HTTP:
 * **No thread for silence.** A new connection takes a thread only once it
   has sent something; until then it waits in the poller like an idle
   keep-alive (and is closed after ``--keep-alive`` seconds of silence).
+* **Balance.** The worker holding the fewest connections accepts the next.
 * **Eviction before refusal.** At ``--worker-connections`` gunicorn stops
   accepting, so idle connections (parked keep-alives, or connections that
   never sent a byte) would lock out a runner that needs to report a result.
@@ -50,6 +51,12 @@ LINGER = 0.1
 HEAD_TIMEOUT = 10.0
 #: Seconds a pool thread waits for work before it ends (and gives its memory back).
 THREAD_IDLE = 5.0
+#: Seconds a worker waits per connection it holds before accepting another: every
+#: worker is woken by a new connection, so the idlest takes it. Only while it holds
+#: fewer than ``BALANCE_BELOW``: past that the connections have spread by themselves,
+#: and a flood of them must not keep the worker from accepting for long.
+ACCEPT_DELAY_PER_CONNECTION = 0.0005
+BALANCE_BELOW = 16
 #: Seconds accepting pauses when the process is out of descriptors or threads.
 RESOURCE_PAUSE = 0.1
 #: accept() errors that mean "out of resources for now", not "broken".
@@ -61,6 +68,7 @@ class StqWorker(gthread.ThreadWorker):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.cfg = SettledConfig(self.cfg)
         self._heads: dict[gthread.TConn, float] = {}  # connection -> head deadline
         self._heads_lock = threading.Lock()
 
@@ -116,12 +124,19 @@ class StqWorker(gthread.ThreadWorker):
             _shut(conn.sock)  # the thread's blocked read returns end-of-stream
 
     def accept(self, listener: socket.socket) -> None:
-        """gunicorn's accept, pausing instead of dying when descriptors or threads run out.
+        """gunicorn's accept, left to the idlest worker, pausing when resources run out.
 
-        A crashed worker would drop every connection it holds; the ones that
-        finish free what the next accept needs, and the client waits in the
-        listen backlog meanwhile.
+        A runner keeps its connection, so the worker that accepts it serves
+        all its tasks under one interpreter lock: four runners on one worker
+        leave the other core idle. A worker already holding connections waits
+        a moment, so one holding fewer takes the connection first.
+
+        Out of descriptors or threads, the worker pauses instead of dying: a
+        crash would drop every connection it holds; the ones that finish free
+        what the next accept needs, and the client waits in the backlog.
         """
+        if 0 < self.nr_conns < BALANCE_BELOW:
+            time.sleep(self.nr_conns * ACCEPT_DELAY_PER_CONNECTION)
         try:
             super().accept(listener)
         except (OSError, RuntimeError) as ex:  # RuntimeError: "can't start new thread"
@@ -176,6 +191,24 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+class SettledConfig:
+    """gunicorn's settings, each looked up once: a worker's never change while it runs.
+
+    gunicorn's parser and WSGI layer read about twenty settings per request,
+    each through ``Config.__getattr__`` and ``Setting.get``: ~4% of the
+    server's time per task in the W1 benchmark's profile. A reload starts new
+    workers, with a new configuration.
+    """
+
+    def __init__(self, cfg: Any):
+        self._cfg = cfg
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._cfg, name)
+        setattr(self, name, value)
+        return value
 
 
 class ElasticPool:

@@ -92,6 +92,43 @@ def ask(sock: socket.socket, request: bytes, answers: int = 1) -> list[Answer]:
     return read
 
 
+def tcp_sockets(pid: int) -> int:
+    """Open TCP sockets of a process, the listening one included."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += str(fd.readlink()).startswith("socket:")
+        except OSError:
+            pass  # closed meanwhile
+    return count
+
+
+@serving(2)
+def test_kept_alive_runners_spread_over_the_workers(server: LiveServer) -> None:
+    """Each runner's requests all go to the worker that accepted it: all on one would
+    leave a core idle."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    wait_until(lambda: len(children.read_text().split()) == 2, what="both workers")
+    pids = [int(child) for child in children.read_text().split()]
+    wait_until(lambda: len({tcp_sockets(p) for p in pids}) == 1, what="idle workers")
+    before = {p: tcp_sockets(p) for p in pids}
+    sockets = []
+    try:
+        for _ in range(8):  # one at a time, each answered, like runners starting up
+            sock = connect(server)
+            (answer,) = ask(sock, GET_HEALTH)
+            assert answer.status == 200
+            sockets.append(sock)
+        held = {p: tcp_sockets(p) - before[p] for p in pids}
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert sum(held.values()) == 8
+    assert min(held.values()) >= 3, held
+
+
 @serving(1)
 def test_long_polls_are_not_capped_by_a_small_thread_pool(server: LiveServer) -> None:
     """60 claims wait 3 s each on one worker at once."""
