@@ -1,6 +1,6 @@
-"""Fan-out throughput on SQLite vs PostgreSQL, one server vs two (issue 8).
+"""Fan-out throughput on SQLite vs PostgreSQL, one server vs two.
 
-The W1 fan-out of issue 6 (2,000 tasks of ``true``, 4 ``stq worker``
+The W1 fan-out of bench/run.py (2,000 tasks of ``true``, 4 ``stq worker``
 processes, each server ``stq server`` with default settings) on:
 
 - ``SQLite, 1 server``: the default store;

@@ -1,4 +1,4 @@
-"""Store benchmarks for issue 3's speed targets, on a real SQLite file.
+"""Store benchmarks against the store's speed targets, on a real SQLite file.
 
     .venv/bin/python bench/bench_store.py [--tasks 100000]
 

@@ -1,4 +1,4 @@
-"""How fast ``stq validate`` is on big workflows (issue 2's speed targets).
+"""How fast ``stq validate`` is on big workflows, against its speed targets.
 
 Writes two files to a temporary directory and loads each in a fresh
 subprocess, so the peak RSS reported is that of loading one file:

@@ -71,16 +71,29 @@ def healthy(url: str) -> bool:
         return False
 
 
+#: The recommended command line with gunicorn's own worker class (docs/api.md, "Serving").
+PLAIN_GUNICORN = ["-m", "gunicorn", "stq.api:app", "--workers", "4", "--worker-class", "gthread",
+                  "--threads", "256", "--no-control-socket"]  # fmt: skip
+
+
 @contextmanager
 def server(
-    db: Path, workers: int | None = None, env: dict[str, str] | None = None
+    db: Path,
+    workers: int | None = None,
+    env: dict[str, str] | None = None,
+    plain: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``stq server`` (gunicorn ``stq.api:app``) on a free port with default settings."""
+    """``stq server`` (or, ``plain``, gunicorn's own gthread) on a free port, on ``db``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [STQ, "server", "--bind", f"127.0.0.1:{port}", "--db", str(db)]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
+    bind = f"127.0.0.1:{port}"
+    if plain:
+        argv = [sys.executable, *PLAIN_GUNICORN, "--bind", bind]
+        env = {**(env or clean_env()), "STQ_DB": str(db)}
+    else:
+        argv = [STQ, "server", "--bind", bind, "--db", str(db)]
+        if workers is not None:
+            argv += ["--workers", str(workers)]
     proc = spawn(argv, env or clean_env(), db.parent)
     try:
         wait_for(lambda: healthy(url), 30, "the server to start", 0.02)

@@ -24,7 +24,12 @@ sys.path.insert(0, str(ROOT))
 from bench import dags, recovery, scale, systems  # noqa: E402
 from bench.report import Results, chart, markdown, text  # noqa: E402
 
-SYSTEMS = ["STQ server + 4 runners", "stq run -j 4", "GNU make -j4"]
+SYSTEMS = [
+    "STQ server + 4 runners",
+    "plain gunicorn + 4 runners",
+    "stq run -j 4",
+    "GNU make -j4",
+]
 
 
 def run_workloads(res: Results, repeat: int, tmp: Path) -> None:
@@ -42,14 +47,15 @@ def run_workloads(res: Results, repeat: int, tmp: Path) -> None:
         for name, (workflow, makefile) in files.items():
             timings = {
                 SYSTEMS[0]: systems.stq_server(workflow, tmp),
-                SYSTEMS[1]: systems.stq_run(workflow, tmp),
-                SYSTEMS[2]: systems.make(makefile, tmp),
+                SYSTEMS[1]: systems.plain_gunicorn(workflow, tmp),
+                SYSTEMS[2]: systems.stq_run(workflow, tmp),
+                SYSTEMS[3]: systems.make(makefile, tmp),
             }
             for system, timing in timings.items():
                 res.walls.setdefault((name, system), []).append(timing.wall)
                 if timing.cpu is not None:
                     res.cpus.setdefault((name, system), []).append(timing.cpu)
-            res.commands.setdefault(name, []).append(timings[SYSTEMS[1]].command or 0.0)
+            res.commands.setdefault(name, []).append(timings[SYSTEMS[2]].command or 0.0)
             walls = ", ".join(f"{s}: {t.wall:.2f}s" for s, t in timings.items())
             print(f"  rep {rep + 1}/{repeat} {name}: {walls}", flush=True)
 

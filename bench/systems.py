@@ -47,11 +47,16 @@ def _await_terminal(db: Path, timeout: float = 300) -> tuple[float, float]:
     return created, finished
 
 
-def stq_server(workflow: Path, tmp: Path, workers: int | None = None) -> Timing:
-    """A fresh ``stq server`` and 4 ``stq worker``s, idle; submit; wait for the end."""
+def stq_server(
+    workflow: Path, tmp: Path, workers: int | None = None, plain: bool = False
+) -> Timing:
+    """A fresh ``stq server`` (or plain gunicorn) and 4 ``stq worker``s, idle; submit; wait."""
     db = tmp / f"server-{time.monotonic_ns()}.db"
     document = yaml.safe_load(workflow.read_text())
-    with procs.server(db, workers) as (url, server), procs.runners(url, JOBS, tmp) as runners:
+    with (
+        procs.server(db, workers, plain=plain) as (url, server),
+        procs.runners(url, JOBS, tmp) as runners,
+    ):
         time.sleep(1.5)  # runners imported and idle in their long polls
         pids = procs.process_tree(server.pid) + [r.pid for r in runners]
         cpu = procs.cpu_seconds(pids)
@@ -60,6 +65,11 @@ def stq_server(workflow: Path, tmp: Path, workers: int | None = None) -> Timing:
         created, finished = _await_terminal(db)
         cpu = procs.cpu_seconds(pids) - cpu
     return Timing(finished - created, cpu=cpu)
+
+
+def plain_gunicorn(workflow: Path, tmp: Path) -> Timing:
+    """As ``stq_server``, with the recommended plain gunicorn command line."""
+    return stq_server(workflow, tmp, plain=True)
 
 
 def stq_run(workflow: Path, tmp: Path) -> Timing:
@@ -98,6 +108,7 @@ def _children_cpu() -> float:
 
 SYSTEMS = {
     "STQ server + 4 runners": "server",
+    "plain gunicorn + 4 runners": "plain",
     "stq run -j 4": "run",
     "GNU make -j4": "make",
 }
