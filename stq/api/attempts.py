@@ -9,6 +9,7 @@ claimable (a ``retry_delay`` passing, an attempt expiring).
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,7 +49,15 @@ class Claimer:
         self.ctx.claim_latency.observe(time.perf_counter() - started)
         return taken
 
-    def wait(self, runner: str, labels: list[str], wait: float) -> Claim | None:
+    def wait(
+        self, runner: str, labels: list[str], wait: float, client: Any = None
+    ) -> Claim | None:
+        """A claim, waiting up to ``wait`` seconds; None if nothing came, or ``client`` left.
+
+        ``client`` is the runner's socket, when the server hands it over: a
+        runner stopped during its long poll must not be given an attempt it
+        will never run (with ``max_attempts: 1`` its task would fail unrun).
+        """
         if wait <= 0:
             return self.once(runner, labels)  # no marker read: the common busy-runner path
         deadline = time.monotonic() + min(wait, MAX_CLAIM_WAIT)
@@ -58,6 +67,8 @@ class Claimer:
             if claim is not None or time.monotonic() >= deadline:
                 return claim
             self._sleep_until_change(marker, deadline)
+            if client is not None and gone(client):
+                return None
 
     def _sleep_until_change(self, marker: object, deadline: float) -> None:
         retry_at = min(deadline, time.monotonic() + RETRY_INTERVAL)
@@ -72,6 +83,18 @@ class Claimer:
         return render.claim(claim, self.ctx.settings.heartbeat_interval)
 
 
+def gone(sock: Any) -> bool:
+    """Whether the client closed its end of ``sock`` (a peek that reads end-of-stream)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False  # nothing to read: the client is still there, waiting
+    except ValueError:
+        return False  # a TLS socket takes no flags: it cannot be told, so claim
+    except OSError:
+        return True  # reset
+
+
 class ClaimResource:
     def __init__(self, ctx: Context):
         self.claimer = Claimer(ctx)
@@ -82,7 +105,7 @@ class ClaimResource:
         wait = float(body.get("wait", 0))
         if not req.env.get("wsgi.multithread"):
             wait = min(wait, SINGLE_THREAD_CLAIM_WAIT)
-        claim = self.claimer.wait(body["runner"], labels, wait)
+        claim = self.claimer.wait(body["runner"], labels, wait, req.env.get("gunicorn.socket"))
         if claim is None:
             resp.status = falcon.HTTP_204
             return
