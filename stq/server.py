@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from stq.errors import StqError, UsageError
-from stq.settings import DEFAULT_DB, heartbeat_timeout
+from stq.settings import DEFAULT_DB, allowed_hosts, heartbeat_timeout
 from stq.store import sqlite_path
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -149,6 +149,17 @@ def announcement(bind: str, db: str) -> str:
     return f"stq server: dashboard at http://{shown}:{port}/ , store: {store}"
 
 
+def _host_name(entry: str) -> bool:
+    """Whether ``entry`` reads as a Host header's ``name[:port]`` (as the server will read it)."""
+    from falcon.util.uri import parse_host  # here: every `stq` command imports this module
+
+    try:
+        name, _ = parse_host(entry)
+    except ValueError:
+        return False
+    return bool(name)
+
+
 def _check_settings(env: Mapping[str, str]) -> None:
     """Refuse, before gunicorn starts, what would otherwise only show in answers or never.
 
@@ -157,6 +168,12 @@ def _check_settings(env: Mapping[str, str]) -> None:
     as a 503. (An unreachable PostgreSQL is not refused: the server answers
     503 until it is up, as for an outage later on.)
     """
+    for entry in allowed_hosts(env.get("STQ_ALLOWED_HOSTS", "")):
+        if not _host_name(entry):
+            raise UsageError(
+                f"STQ_ALLOWED_HOSTS: {entry!r} is not a host name: expected NAME or NAME:PORT, "
+                "comma-separated, e.g. stq.example.com,10.0.0.5:8000"
+            )
     if heartbeat_timeout(env.get("STQ_HEARTBEAT_TIMEOUT", "")) is None:
         raise UsageError(
             f"STQ_HEARTBEAT_TIMEOUT={env['STQ_HEARTBEAT_TIMEOUT']!r}: "

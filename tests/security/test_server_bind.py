@@ -51,6 +51,7 @@ def test_cli_refuses_with_one_line() -> None:
         ({"STQ_DB": "/nonexistent-stq-dir/x.db"}, "does not exist"),
         ({"STQ_DB": "/"}, "is a directory"),
         ({"STQ_DB": "mysql://h/db"}, "Not a store path or URL"),
+        ({"STQ_ALLOWED_HOSTS": "stq.example.com,name:notaport"}, "'name:notaport'"),
     ],
 )
 def test_settings_the_server_could_not_use_are_refused_before_it_starts(
