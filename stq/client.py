@@ -40,7 +40,7 @@ from stq.errors import (
     WorkflowInvalid,
 )
 from stq.errors import Problem as _Problem
-from stq.model import WorkflowSpec
+from stq.model import IDEMPOTENCY_HEADER, WorkflowSpec
 
 #: Seconds to connect; the read timeout is the long poll plus this slack.
 CONNECT_TIMEOUT = 5.0
@@ -51,7 +51,6 @@ SUBMIT_RETRY_FOR = 60.0
 RETRY_DELAYS = (0.5, 5.0)
 #: The shortest read timeout a try is given, however little of its window is left.
 MIN_READ_TIMEOUT = 1.0
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 T = TypeVar("T")
 
 #: The error an STQ error answer stands for, by status: each class names its own.

@@ -19,6 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+#: The header that makes a submit idempotent: a repeat of the key creates nothing.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
 #: A command is a shell string (run under ``/bin/sh -c``) or an argv tuple.
 Command = str | tuple[str, ...]
 

@@ -11,14 +11,13 @@ runner, so it is refused unless ``--insecure`` says the user means it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from stq.errors import StqError, UsageError
-from stq.settings import DEFAULT_DB, allowed_hosts, heartbeat_timeout
+from stq.settings import DEFAULT_DB, allowed_hosts, heartbeat_timeout, is_loopback, parse_host
 from stq.store import sqlite_path
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -66,15 +65,6 @@ def split_bind(bind: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8000")
     return host.strip("[]"), int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def gunicorn_argv(bind: str, workers: int) -> list[str]:
@@ -149,17 +139,6 @@ def announcement(bind: str, db: str) -> str:
     return f"stq server: dashboard at http://{shown}:{port}/ , store: {store}"
 
 
-def _host_name(entry: str) -> bool:
-    """Whether ``entry`` reads as a Host header's ``name[:port]`` (as the server will read it)."""
-    from falcon.util.uri import parse_host  # here: every `stq` command imports this module
-
-    try:
-        name, _ = parse_host(entry)
-    except ValueError:
-        return False
-    return bool(name)
-
-
 def _check_settings(env: Mapping[str, str]) -> None:
     """Refuse, before gunicorn starts, what would otherwise only show in answers or never.
 
@@ -169,7 +148,7 @@ def _check_settings(env: Mapping[str, str]) -> None:
     503 until it is up, as for an outage later on.)
     """
     for entry in allowed_hosts(env.get("STQ_ALLOWED_HOSTS", "")):
-        if not _host_name(entry):
+        if parse_host(entry) is None:
             raise UsageError(
                 f"STQ_ALLOWED_HOSTS: {entry!r} is not a host name: expected NAME or NAME:PORT, "
                 "comma-separated, e.g. stq.example.com,10.0.0.5:8000"

@@ -7,6 +7,7 @@ build their own without touching the process environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,32 @@ class Settings:
             heartbeat_timeout=DEFAULT_HEARTBEAT_TIMEOUT if timeout is None else timeout,
             allowed_hosts=allowed_hosts(env.get("STQ_ALLOWED_HOSTS", "")),
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_host(text: str) -> tuple[str, int | None] | None:
+    """(name in lower case, port or None) of ``name[:port]`` or ``[v6][:port]``; None if malformed.
+
+    How the server reads a ``Host`` header and every ``STQ_ALLOWED_HOSTS``
+    entry, so ``stq server`` refuses at start exactly the entries it could
+    never match.
+    """
+    from falcon.util.uri import parse_host as falcon_parse_host  # not at import: CLI start-up
+
+    try:
+        name, port = falcon_parse_host(text.strip().lower())
+    except ValueError:
+        return None
+    return (name, port) if name else None
 
 
 def allowed_hosts(text: str) -> tuple[str, ...]:

@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import falcon
-from falcon.util.uri import parse_host
 
 from stq.api.body_rate import BodyRate, PacedInput, Watchdog
 from stq.errors import (
@@ -44,8 +43,7 @@ from stq.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from stq.server import is_loopback
-from stq.settings import MAX_BODY_BYTES, Settings
+from stq.settings import MAX_BODY_BYTES, Settings, is_loopback, parse_host
 
 _CHUNK = 64 * 1024
 _EXEMPT_PREFIXES = ("/dashboard/",)
@@ -154,7 +152,7 @@ class Hosts:
     """The host names this server answers for, and the web origins it takes requests from."""
 
     def __init__(self, allowed: tuple[str, ...]):
-        self._allowed = [named for entry in allowed if (named := _parse_host(entry))]
+        self._allowed = [named for entry in allowed if (named := parse_host(entry))]
         #: ``Host`` values served on any connection (loopback, listed), parsed: every
         #: request of a runner carries the same one, so it is looked at once.
         self._served: dict[str, tuple[str, int | None]] = {}
@@ -175,7 +173,7 @@ class Hosts:
 
     def _named(self, host: str, env: dict[str, Any]) -> tuple[str, int | None]:
         """The ``Host``'s (name, port) if this server answers for that name, else a 421."""
-        named = _parse_host(host)
+        named = parse_host(host)
         if named is not None and (is_loopback(named[0]) or self._listed(named)):
             if len(self._served) < MAX_REMEMBERED_HOSTS:
                 self._served[host] = named
@@ -206,15 +204,6 @@ class Hosts:
         """In ``STQ_ALLOWED_HOSTS``: a name alone allows every port, ``name:port`` that port."""
         name, port = named
         return any(name == n and p in (None, port) for n, p in self._allowed)
-
-
-def _parse_host(text: str) -> tuple[str, int | None] | None:
-    """(name in lower case, port or None) of ``name[:port]`` or ``[v6][:port]``, if well-formed."""
-    try:
-        name, port = parse_host(text.strip().lower())
-    except ValueError:
-        return None
-    return (name, port) if name else None
 
 
 def _local(env: dict[str, Any]) -> str | None:

@@ -12,14 +12,13 @@ from stq.api import render
 from stq.api.bodies import read_document
 from stq.errors import BadRequest
 from stq.gc_pause import gc_paused
-from stq.model import WorkflowState
+from stq.model import IDEMPOTENCY_HEADER, WorkflowState
 from stq.store.base import Idempotency
 
 if TYPE_CHECKING:
     from stq.api.app import Context
 
 MAX_PAGE = 1000
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: 1-200 visible ASCII characters: no spaces, so a key reads the same in any log.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
