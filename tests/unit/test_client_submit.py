@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import pytest
 
@@ -121,6 +122,13 @@ class Timeline:
         self.sleeps.append(seconds)
         self.now += seconds
 
+    def retry(self, errors: list[Exception], takes: float = 0.0, **kw: Any) -> str:
+        """``retry_outages`` of a call raising ``errors`` in turn, on this clock."""
+        kw = {"url": "u", "within": 10, **kw}
+        return retry_outages(
+            failing(errors, self, takes), sleep=self.sleep, clock=self.clock, **kw
+        )
+
 
 def outage(cause: BaseException) -> ServerUnreachable:
     ex = ServerUnreachable("cannot reach http://x: start `stq server` or set STQ_SERVER")
@@ -144,14 +152,7 @@ def test_pauses_double_from_half_a_second_to_five() -> None:
     timeline = Timeline()
     errors: list[Exception] = [ServerError("502")] * 7
     said: list[str] = []
-    answer = retry_outages(
-        failing(errors, timeline),
-        url="http://x",
-        within=60,
-        on_retry=said.append,
-        sleep=timeline.sleep,
-        clock=timeline.clock,
-    )
+    answer = timeline.retry(errors, url="http://x", within=60, on_retry=said.append)
     assert answer == "answer"
     assert timeline.sleeps == [0.5, 1, 2, 4, 5, 5, 5]
     assert said == ["http://x: 502; trying again for up to 60 s"]  # once, not every try
@@ -161,14 +162,7 @@ def test_gives_up_when_the_window_counted_from_the_start_is_spent() -> None:
     timeline = Timeline()
     errors: list[Exception] = [outage(TimeoutError("timed out"))] * 100
     with pytest.raises(NoAnswer, match=r"did not answer within 64 s \(last try: no answer"):
-        retry_outages(
-            failing(errors, timeline, takes=15),
-            url="http://x",
-            within=60,
-            started=0.0,
-            sleep=timeline.sleep,
-            clock=timeline.clock,
-        )
+        timeline.retry(errors, takes=15, url="http://x", within=60, started=0.0)
     assert timeline.sleeps == [0.5, 1, 2]  # tries at 0, 15.5, 31.5 and 48.5 s: no fifth
 
 
@@ -177,22 +171,10 @@ def test_refused_then_slow_is_no_answer_but_refused_alone_stands() -> None:
     refused = outage(ConnectionRefusedError(111, "Connection refused"))
     mixed: list[Exception] = [outage(TimeoutError()), *[refused] * 100]
     with pytest.raises(NoAnswer):  # one try may have reached the server
-        retry_outages(
-            failing(mixed, timeline),
-            url="u",
-            within=10,
-            sleep=timeline.sleep,
-            clock=timeline.clock,
-        )
+        timeline.retry(mixed)
     only_refused: list[Exception] = [refused] * 100
     with pytest.raises(ServerUnreachable) as caught:
-        retry_outages(
-            failing(only_refused, timeline),
-            url="u",
-            within=10,
-            sleep=timeline.sleep,
-            clock=timeline.clock,
-        )
+        timeline.retry(only_refused)
     assert caught.value is refused
 
 
@@ -202,13 +184,7 @@ def test_errors_that_are_answers_pass_through_at_once() -> None:
     for error in (redirect, Conflict("no"), StoreUnavailable("down")):
         errors: list[Exception] = [error]
         try:
-            retry_outages(
-                failing(errors, timeline),
-                url="u",
-                within=10,
-                sleep=timeline.sleep,
-                clock=timeline.clock,
-            )
+            timeline.retry(errors)
         except (ServerUnreachable, Conflict) as ex:
             assert ex is error
         else:
@@ -220,13 +196,7 @@ def test_a_server_that_kept_answering_5xx_is_said_to_fail_not_to_be_silent() -> 
     timeline = Timeline()
     errors: list[Exception] = [ServerError("answered 502 Bad Gateway")] * 100
     with pytest.raises(NoAnswer) as caught:
-        retry_outages(
-            failing(errors, timeline),
-            url="u",
-            within=10,
-            sleep=timeline.sleep,
-            clock=timeline.clock,
-        )
+        timeline.retry(errors)
     assert (
         caught.value.message == "the server at u kept failing for 8 s (answered 502 Bad Gateway)"
     )
