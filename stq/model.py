@@ -169,6 +169,8 @@ class Task:
     #: The runner of its latest attempt.
     runner: str | None = None
     attempts: tuple[Attempt, ...] | None = None
+    #: Why it has not started, when it is ``todo`` (filled by reads, not by a submit).
+    waiting_for: WaitingFor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,64 @@ class Claim:
     env: Mapping[str, str]
     cwd: str | None
     duration: float | None
+
+
+class RunnerState(StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class Runner:
+    """A runner as the servers last heard from it (SPEC 8.4 ``GET /runners``)."""
+
+    name: str
+    labels: tuple[str, ...]
+    state: RunnerState
+    last_seen: float
+    #: Its running attempt and that attempt's task, while busy.
+    attempt_id: str | None = None
+    task_id: str | None = None
+
+
+class WaitKind(StrEnum):
+    DEPENDENCIES = "dependencies"
+    RETRY_DELAY = "retry_delay"
+    LABELS = "labels"
+    RUNNER = "runner"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingFor:
+    """Why a ``todo`` task has not started: the first of ``WaitKind`` that applies."""
+
+    kind: WaitKind
+    #: DEPENDENCIES: the first unfinished dependencies' names, and how many more there are.
+    tasks: tuple[str, ...] = ()
+    more: int = 0
+    #: RETRY_DELAY: when the delay ends.
+    until: float | None = None
+    #: LABELS: the labels no runner seen lately has all of.
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Which runners could claim something right now, told by labels alone.
+
+    What a waiting claim needs to know before it queries for a task: a runner
+    fits when a task with no labels is claimable, or one whose every label the
+    runner has. It names no task, so it stays small however much is queued.
+    """
+
+    #: A claimable task has no labels: every runner fits.
+    plain: bool = False
+    #: The label sets of claimable labelled tasks.
+    label_sets: tuple[frozenset[str], ...] = ()
+
+    def fits(self, runner_labels: frozenset[str]) -> bool:
+        return self.plain or any(needed <= runner_labels for needed in self.label_sets)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ DEFAULT_BIND = "127.0.0.1:8000"
 WORKER_CLASS = "stq.api.serving.StqWorker"
 #: Threads per worker process: one per request in flight, long polls included. A
 #: thread is started only when needed, and one waiting costs ~20 KiB.
-THREADS = 500
+THREADS = 1000
 #: Connections per worker process; beyond it idle ones are closed to make room. It
 #: must exceed the threads: gunicorn keeps alive only ``connections - threads``.
 WORKER_CONNECTIONS = 2000

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import falcon
 
-from stq.api import attempts, errors, health, openapi, static, tasks, workflows
+from stq.api import attempts, errors, health, openapi, runners, static, tasks, workflows
+from stq.api.claim_desk import SEE_EVERY, ClaimDesk
 from stq.api.guards import Guard
 from stq.errors import StoreUnavailable, StqError
 from stq.settings import Settings
@@ -65,6 +66,18 @@ class Context:
     claim_latency: health.Histogram = field(default_factory=health.Histogram)
     #: Bumped after each successful write request handled by this process.
     local_changes: int = 0
+    desk: ClaimDesk = field(init=False)
+
+    def __post_init__(self) -> None:
+        claimer = attempts.Claimer(self)
+        self.desk = ClaimDesk(
+            look=lambda: self.store.offer(),
+            claim=claimer.once,
+            marker=self.marker,
+            see=lambda runners: self.store.see_runners(runners),
+            # A runner waiting in a long poll must never read as gone.
+            see_every=min(SEE_EVERY, self.settings.heartbeat_timeout / 3),
+        )
 
     @property
     def store(self) -> Store:
@@ -94,6 +107,7 @@ class LocalChanges:
     ) -> None:
         if req_succeeded and req.method in ("POST", "DELETE") and not req.path.endswith(_QUIET):
             self.ctx.local_changes += 1  # a lost race only delays a waiter by one poll
+            self.ctx.desk.nudge()
 
 
 def create_app(settings: Settings, store: Store | None = None, clock: Clock | None = None):
@@ -107,6 +121,7 @@ def create_app(settings: Settings, store: Store | None = None, clock: Clock | No
         *workflows.routes(ctx),
         *tasks.routes(ctx),
         *attempts.routes(ctx),
+        *runners.routes(ctx),
         *health.routes(ctx),
         ("/api/v1/openapi.json", openapi.OpenApiResource()),
         *static.routes(),

@@ -1,17 +1,14 @@
 """``/api/v1/attempts``: claim (long poll), heartbeat, result, output.
 
-The long poll answers as soon as work becomes claimable without hammering the
-claim query: between tries it compares the store's cheap ``change_marker()``
-every ~20 ms and re-tries the claim when another connection committed, and
-at least every 0.5 s regardless, because time alone can make a task
-claimable (a ``retry_delay`` passing, an attempt expiring).
+A claim that asks to wait and finds nothing at once queues at the process's
+claim desk (``stq.api.claim_desk``), which claims for it when work that fits
+its labels appears.
 """
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import falcon
@@ -25,8 +22,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-POLL_INTERVAL = 0.02
-RETRY_INTERVAL = 0.5
 #: Longest claim wait where requests are not run in threads (``wsgi.multithread``
 #: false, as under gunicorn's default sync worker): a long poll would hold the
 #: only worker, and with it every other request, for up to 30 s.
@@ -34,12 +29,12 @@ SINGLE_THREAD_CLAIM_WAIT = 1.0
 
 
 class Claimer:
-    """Claims for one request: timed for /metrics, optionally waiting."""
+    """Claims for one process: timed for /metrics, optionally waiting at the desk."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
-    def once(self, runner: str, labels: list[str]) -> Claim | None:
+    def once(self, runner: str, labels: Collection[str]) -> Claim | None:
         return self.timed(lambda: self.ctx.store.claim_attempt(runner, labels))
 
     def timed(self, take: Callable[[], T]) -> T:
@@ -59,40 +54,13 @@ class Claimer:
         will never run (with ``max_attempts: 1`` its task would fail unrun).
         """
         if wait <= 0:
-            return self.once(runner, labels)  # no marker read: the common busy-runner path
-        deadline = time.monotonic() + min(wait, MAX_CLAIM_WAIT)
-        while True:
-            marker = self.ctx.marker()  # before the try: a commit after it is never missed
-            claim = self.once(runner, labels)
-            if claim is not None or time.monotonic() >= deadline:
-                return claim
-            self._sleep_until_change(marker, deadline)
-            if client is not None and gone(client):
-                return None
-
-    def _sleep_until_change(self, marker: object, deadline: float) -> None:
-        retry_at = min(deadline, time.monotonic() + RETRY_INTERVAL)
-        while (now := time.monotonic()) < retry_at:
-            time.sleep(min(POLL_INTERVAL, retry_at - now))
-            if self.ctx.marker() != marker:
-                return
+            return self.once(runner, labels)  # the common busy-runner path: no queue
+        return self.ctx.desk.wait(runner, frozenset(labels), min(wait, MAX_CLAIM_WAIT), client)
 
     def answer(self, claim: Claim | None) -> dict[str, Any] | None:
         if claim is None:
             return None
         return render.claim(claim, self.ctx.settings.heartbeat_interval)
-
-
-def gone(sock: Any) -> bool:
-    """Whether the client closed its end of ``sock`` (a peek that reads end-of-stream)."""
-    try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except (BlockingIOError, InterruptedError):
-        return False  # nothing to read: the client is still there, waiting
-    except ValueError:
-        return False  # a TLS socket takes no flags: it cannot be told, so claim
-    except OSError:
-        return True  # reset
 
 
 class ClaimResource:

@@ -15,7 +15,7 @@ import falcon
 
 from stq import __version__ as _version
 from stq.api import bodies
-from stq.model import AttemptStatus, TaskReason, TaskState, WorkflowState
+from stq.model import AttemptStatus, RunnerState, TaskReason, TaskState, WaitKind, WorkflowState
 
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
@@ -59,6 +59,7 @@ def _records() -> dict[str, Any]:
             "reason": _enum(TaskReason, nullable=True),
             "depends_on": {"type": "array", "items": _STR},
             "attempts_used": {"type": "integer"},
+            "waiting_for": {"oneOf": [{"type": "null"}, _ref("WaitingFor")]},
             "attempts": {"type": "array", "items": _ref("Attempt")},
         },
         ["id", "workflow_id", "name", "state", "reason", "depends_on", "attempts_used"],
@@ -77,7 +78,26 @@ def _records() -> dict[str, Any]:
         {"id": _STR, "name": _STR, "state": _enum(WorkflowState),
          "tasks": {"type": "array", "items": brief}}
     )  # fmt: skip
-    return {"Attempt": attempt, "Task": task, "Workflow": workflow, "Submitted": submitted}
+    waiting_for = _obj(
+        {"kind": _enum(WaitKind), "tasks": {"type": "array", "items": _STR},
+         "more": {"type": "integer"}, "until": _TIME,
+         "labels": {"type": "array", "items": _STR}},
+        ["kind"],
+    )  # fmt: skip
+    runner = _obj(
+        {"name": _STR, "labels": {"type": "array", "items": _STR},
+         "state": _enum(RunnerState), "attempt_id": _NSTR, "task_id": _NSTR,
+         "last_seen": _TIME},
+        ["name", "labels", "state", "attempt_id", "task_id", "last_seen"],
+    )  # fmt: skip
+    return {
+        "Attempt": attempt,
+        "Task": task,
+        "WaitingFor": waiting_for,
+        "Workflow": workflow,
+        "Submitted": submitted,
+        "Runner": runner,
+    }
 
 
 def _claims() -> dict[str, Any]:
@@ -250,6 +270,7 @@ def _attempt_paths() -> dict[str, Any]:
 
 def _other_paths() -> dict[str, Any]:
     health = _obj({"ok": {"type": "boolean"}})
+    runners = _obj({"runners": {"type": "array", "items": _ref("Runner")}})
     prom = {"description": "Prometheus text", "content": {"text/plain": {"schema": _STR}}}
     html = {"description": "The dashboard", "content": {"text/html": {"schema": _STR}}}
     file_name = _param("name", "path", _STR, "A file name in stq/api/dashboard/")
@@ -259,6 +280,8 @@ def _other_paths() -> dict[str, Any]:
         "/api/v1/openapi.json": {"get": _op("This document",
                                             {"200": _resp("OpenAPI 3.1", {"type": "object"})},
                                             "", security=[])},
+        "/api/v1/runners": {"get": _op("Runners heard from in the last ten minutes",
+                                       {"200": _resp("The runners", runners)}, "401")},
         "/metrics": {"get": _op("Prometheus metrics", {"200": prom}, "401")},
         "/": {"get": _op("The dashboard", {"200": html}, "", security=[])},
         "/dashboard/{name}": {"get": _op("A dashboard file (js, css, svg)",

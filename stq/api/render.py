@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from stq.model import Attempt, Claim, Command, ResultAck, Task, Workflow
+from stq.model import (
+    Attempt,
+    Claim,
+    Command,
+    ResultAck,
+    Runner,
+    Task,
+    WaitingFor,
+    WaitKind,
+    Workflow,
+)
 
 
 def iso(ts: float | None) -> str | None:
@@ -62,9 +72,34 @@ def task(rec: Task) -> dict[str, Any]:
         "finished": iso(rec.finished),
         "runner": rec.runner,
     }
+    body["waiting_for"] = waiting_for(rec.waiting_for)
     if rec.attempts is not None:
         body["attempts"] = [attempt(a) for a in rec.attempts]
     return body
+
+
+def waiting_for(rec: WaitingFor | None) -> dict[str, Any] | None:
+    """SPEC 8.4's ``waiting_for``: the kind and what it names."""
+    if rec is None:
+        return None
+    if rec.kind == WaitKind.DEPENDENCIES:
+        return {"kind": rec.kind.value, "tasks": list(rec.tasks), "more": rec.more}
+    if rec.kind == WaitKind.RETRY_DELAY:
+        return {"kind": rec.kind.value, "until": iso(rec.until)}
+    if rec.kind == WaitKind.LABELS:
+        return {"kind": rec.kind.value, "labels": list(rec.labels)}
+    return {"kind": rec.kind.value}
+
+
+def runner(rec: Runner) -> dict[str, Any]:
+    return {
+        "name": rec.name,
+        "labels": list(rec.labels),
+        "state": rec.state.value,
+        "attempt_id": rec.attempt_id,
+        "task_id": rec.task_id,
+        "last_seen": iso(rec.last_seen),
+    }
 
 
 def workflow(rec: Workflow) -> dict[str, Any]:

@@ -22,8 +22,10 @@ from typing import NamedTuple, Protocol, overload
 from stq.model import (
     Claim,
     Metrics,
+    Offer,
     Report,
     ResultAck,
+    Runner,
     Task,
     TaskState,
     Workflow,
@@ -82,6 +84,25 @@ class Store(Protocol):
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
         """Start an attempt of the first claimable task, or return None at once."""
+        ...
+
+    def offer(self) -> Offer:
+        """Which runners could claim something now, by labels; starts nothing.
+
+        What waiting claims ask once per change of the store, so that only
+        runners that fit go on to claim.
+        """
+        ...
+
+    def see_runners(self, seen: Collection[tuple[str, Collection[str]]]) -> None:
+        """Note that these (name, labels) runners were heard from now (one transaction).
+
+        Also forgets runners not heard from for ten minutes.
+        """
+        ...
+
+    def list_runners(self) -> list[Runner]:
+        """The runners heard from in the last ten minutes, or busy, by name."""
         ...
 
     def heartbeat(self, attempt_id: str) -> bool:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from stq.model import Claim, TaskState
-from stq.store import records, rules
+from stq.model import Claim, Offer, TaskState
+from stq.store import records, rules, runners
 from stq.store.transitions import Tx, shift
 
 _ORDER = " ORDER BY priority DESC, workflow_id, position"
@@ -67,6 +67,7 @@ def take(tx: Tx, runner: str, labels: Collection[str], after: int | None = None)
 
     ``after``: the attempt whose result asked for this claim (see ``claimed_after``).
     """
+    runners.seen(tx, [(runner, labels)])
     candidate = find_candidate(tx, labels)
     return None if candidate is None else start_attempt(tx, candidate, runner, after)
 
@@ -97,6 +98,20 @@ def find_candidate(tx: Tx, labels: Collection[str], lock: bool = True) -> tuple 
         if labelled is not None and (best is None or _key(labelled) < _key(best)):
             best = labelled
     return None if best is None else tuple(best)
+
+
+def offer(tx: Tx) -> Offer:
+    """Which label sets have a task claimable now: one index probe, then one per set."""
+    plain_hint = tx.dialect.use_index("task_claimable_plain")
+    plain = tx.one(FIRST_PLAIN.format(hint=plain_hint), (tx.now,))
+    hint = tx.dialect.use_index("task_claimable_labelled")
+    first = FIRST_LABELLED.format(hint=hint)
+    sets = tuple(
+        frozenset(records.load_labels(label_set))
+        for (label_set,) in tx.all(LABEL_SETS.format(hint=hint))
+        if tx.one(first, (tx.now, label_set)) is not None
+    )
+    return Offer(plain=plain is not None, label_sets=sets)
 
 
 def _key(row: tuple) -> tuple:

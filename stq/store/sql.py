@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar, overload
 
 from stq.errors import Conflict, StoreUnavailable
@@ -33,19 +33,22 @@ from stq.model import (
     AttemptStatus,
     Claim,
     Metrics,
+    Offer,
     Report,
     ResultAck,
+    Runner,
     Task,
     TaskState,
     Workflow,
     WorkflowSpec,
     WorkflowState,
 )
-from stq.store import claim, records, reports, rules, submission, transitions
+from stq.store import claim, records, reports, rules, runners, submission, transitions
 from stq.store.base import Idempotency, Submission
 from stq.store.dialect import Dialect
 from stq.store.records import ATTEMPT_COLUMNS, TASK_COLUMNS, WORKFLOW_COLUMNS, parse_id
 from stq.store.transitions import Tx
+from stq.store.waiting import WAIT_COLUMNS, Waits
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -67,8 +70,10 @@ INSERT_TASK = (
 )
 INSERT_DEPENDENCY = "INSERT INTO dependency (upstream_id, task_id) VALUES (?, ?)"
 SELECT_WORKFLOW = f"SELECT {WORKFLOW_COLUMNS} FROM workflow WHERE id = ?"
-SELECT_WORKFLOW_TASKS = f"SELECT {TASK_COLUMNS} FROM task WHERE workflow_id = ? ORDER BY position"
-SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM task WHERE id = ?"
+#: Tasks as reads answer them: their columns, then what tells why a todo one waits.
+READ_COLUMNS = f"{TASK_COLUMNS}, {WAIT_COLUMNS}"
+SELECT_WORKFLOW_TASKS = f"SELECT {READ_COLUMNS} FROM task WHERE workflow_id = ? ORDER BY position"
+SELECT_TASK = f"SELECT {READ_COLUMNS} FROM task WHERE id = ?"
 SELECT_TASK_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE task_id = ? ORDER BY number"
 #: Connections kept, per process, for threads yet to come.
 SPARE_CONNECTIONS = 16
@@ -97,6 +102,13 @@ class SqlStore:
         self._spare: list[tuple[int, Any]] = []  # (pid, connection) given back by ended threads
         self._lock = threading.Lock()
         self._nothing_due_at = float("-inf")
+        #: Where writes run one at a time (SQLite), this process's threads queue for
+        #: theirs here, handed on at once, rather than in the database's busy handler,
+        #: which sleeps up to 100 ms between tries: with hundreds of runners' results
+        #: in flight, those sleeps, not the writes, would set the pace.
+        self._writer_turn: AbstractContextManager[Any] = (
+            threading.Lock() if dialect.serial_writes else nullcontext()
+        )
 
     # --- connections and transactions ------------------------------------------
 
@@ -178,7 +190,7 @@ class SqlStore:
         begin = self.dialect.begin_exclusive if exclusive else self.dialect.begin_write
         for tries in range(1, MAX_WRITE_TRIES + 1):
             try:
-                with self._tx(begin, writes=True) as tx:
+                with self._writer_turn, self._tx(begin, writes=True) as tx:
                     if self._due_unknown(tx.now):
                         transitions.expire_due(tx, self.heartbeat_timeout)
                         self._nothing_due_at = tx.now
@@ -296,7 +308,8 @@ class SqlStore:
             """The key first: whoever takes it creates; a repeat reads the first workflow."""
             first = submission.take(tx, once)
             if first is not None:
-                return Submission(_load_workflow(tx, first, with_tasks=True), created=False)
+                workflow = _load_workflow(tx, first, self._waits(tx))
+                return Submission(workflow, created=False)
             workflow = insert(tx)
             submission.bind(tx, once, parse_id("w", workflow.id))
             return Submission(workflow, created=True)
@@ -310,23 +323,43 @@ class SqlStore:
                     return None
         return self._write(lambda tx: claim.take(tx, runner, labels))
 
+    def see_runners(self, seen: Collection[tuple[str, Collection[str]]]) -> None:
+        def note(tx: Tx) -> None:
+            runners.seen(tx, seen)
+            runners.forget_old(tx)
+
+        if seen:
+            self._write(note)
+
+    def list_runners(self) -> list[Runner]:
+        with self._read() as tx:
+            return runners.listing(tx, self.heartbeat_timeout)
+
+    def _waits(self, tx: Tx) -> Waits:
+        return Waits(tx, self.heartbeat_timeout)
+
+    def offer(self) -> Offer:
+        with self._read() as tx:
+            return claim.offer(tx)
+
     def heartbeat(self, attempt_id: str) -> bool:
         aid = parse_id("a", attempt_id)
 
         def beat(tx: Tx) -> bool:
             row = tx.one(
-                "SELECT a.status, a.reason, t.state FROM attempt a "
+                "SELECT a.status, a.reason, t.state, a.runner FROM attempt a "
                 "JOIN task t ON t.id = a.task_id WHERE a.id = ?",
                 (aid,),
             )
             if row is None:
                 raise records.not_found("a", aid)
-            status, reason, task_state = row
+            status, reason, task_state, runner = row
             if status == AttemptStatus.RUNNING:
                 tx.run(
                     "UPDATE attempt SET heartbeat = ? WHERE id = ? AND status = 'running'",
                     (tx.now, aid),
                 )
+                runners.beat(tx, runner)
             # A cancelled attempt stays cancelled after a retry puts its task back to
             # todo: its command must still stop, or it runs beside the next attempt.
             return TaskState(task_state).terminal or reason == AttemptReason.CANCELLED
@@ -363,7 +396,7 @@ class SqlStore:
             _require_workflow(tx, wid)
             change(tx, wid)
             transitions.apply_counts(tx, alone=True)  # settled now: nothing runs beside it
-            return _load_workflow(tx, wid, with_tasks=True)
+            return _load_workflow(tx, wid, self._waits(tx))
 
         return self._write(apply, exclusive=True)
 
@@ -385,7 +418,7 @@ class SqlStore:
 
         def read() -> list[Workflow]:
             with self._read() as tx:
-                return [_load_workflow(tx, wid, with_tasks=with_tasks)]
+                return [_load_workflow(tx, wid, self._waits(tx) if with_tasks else None)]
 
         return self._settled(read(), read)[0]
 
@@ -424,11 +457,11 @@ class SqlStore:
             where.append("workflow_id = ?")
             params.append(parse_id("w", workflow_id))
         sql = (
-            f"SELECT {TASK_COLUMNS} FROM task WHERE {' AND '.join(where)} "
+            f"SELECT {READ_COLUMNS} FROM task WHERE {' AND '.join(where)} "
             "ORDER BY workflow_id, position"
         )
         with self._read() as tx:
-            return [records.task_from_row(r) for r in tx.all(sql, params)]
+            return list(self._waits(tx).tasks(tx.all(sql, params)))
 
     def get_task(self, task_id: str) -> Task:
         tid = parse_id("t", task_id)
@@ -439,7 +472,7 @@ class SqlStore:
             attempts = tuple(
                 records.attempt_from_row(a) for a in tx.all(SELECT_TASK_ATTEMPTS, (tid,))
             )
-            return records.task_from_row(row, attempts)
+            return next(iter(self._waits(tx).tasks([row], attempts)))
 
     def read_output(self, attempt_id: str) -> str:
         aid = parse_id("a", attempt_id)
@@ -541,12 +574,13 @@ def _require_workflow(tx: Tx, wid: int) -> WorkflowState:
     return WorkflowState(row[0])
 
 
-def _load_workflow(tx: Tx, wid: int, with_tasks: bool) -> Workflow:
+def _load_workflow(tx: Tx, wid: int, waits: Waits | None) -> Workflow:
+    """The workflow, with its tasks (each todo one with its wait) when ``waits`` is given."""
     row = tx.one(SELECT_WORKFLOW, (wid,))
     if row is None:
         raise records.not_found("w", wid)
     tasks = None
-    if with_tasks:
+    if waits is not None:
         rows = tx.run(SELECT_WORKFLOW_TASKS, (wid,))  # streamed: no second list of 100k rows
-        tasks = tuple(records.task_from_row(r) for r in rows)
+        tasks = tuple(waits.tasks(rows))
     return records.workflow_from_row(row, tasks)

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from stq.model import (
     Report,
     TaskSpec,
     TaskState,
+    WaitingFor,
+    WaitKind,
     WorkflowSpec,
     WorkflowState,
 )
@@ -129,7 +131,16 @@ def test_submit_stores_every_field(store: SqlStore, clock: FakeClock) -> None:
     assert b.depends_on == ("a",) and b.workflow_id == got.id and b.attempts_used == 0
     assert store.get_task(a.id).attempts == ()
     # the submit's answer is built from the spec, not read back: it must equal a read
-    assert got == store.get_workflow(got.id)
+    # (which adds why each task waits: a right after the submit, b for a)
+    read = store.get_workflow(got.id)
+    waits = [t.waiting_for for t in read.tasks or ()]
+    assert waits == [
+        WaitingFor(WaitKind.LABELS, labels=("gpu",)),
+        WaitingFor(WaitKind.DEPENDENCIES, tasks=("a",)),
+    ]
+    assert got == replace(
+        read, tasks=tuple(replace(t, waiting_for=None) for t in read.tasks or ())
+    )
 
 
 def test_unknown_and_malformed_ids_are_not_found(store: SqlStore) -> None:

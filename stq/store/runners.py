@@ -1,0 +1,79 @@
+"""The runners view: who the servers heard from, and which of them are busy.
+
+A runner is its name. Its row is written where a server hears from it anyway
+(a claim it makes, the long polls it waits in, its heartbeats), so keeping the
+view costs no request of its own. Busy is not stored: it is read from the
+runner's running attempt, which the claim rules keep exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from stq.model import Runner, RunnerState
+from stq.store import records
+from stq.store.transitions import Tx
+
+#: Seconds a runner stays listed after it was last heard from.
+LISTED_FOR = 600.0
+
+SEEN = (
+    "INSERT INTO runner (name, labels, last_seen) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, last_seen = excluded.last_seen"
+)
+BEAT = "UPDATE runner SET last_seen = ? WHERE name = ?"
+FORGET = "DELETE FROM runner WHERE last_seen < ?"
+LISTED = "SELECT name, labels, last_seen FROM runner WHERE last_seen >= ? ORDER BY name"
+#: Few attempts run at a time: the status index finds them.
+RUNNING = "SELECT runner, id, task_id, heartbeat FROM attempt WHERE status = 'running'"
+
+
+def seen(tx: Tx, runners: Iterable[tuple[str, Collection[str]]]) -> None:
+    """Note that each (name, labels) runner was heard from now."""
+    rows = [(name, records.dump_strings(sorted(labels)), tx.now) for name, labels in runners]
+    tx.many(SEEN, rows)
+
+
+def beat(tx: Tx, name: str) -> None:
+    """A heartbeat: the runner is alive (its labels are already known from its claim)."""
+    tx.run(BEAT, (tx.now, name))
+
+
+def forget_old(tx: Tx) -> None:
+    tx.run(FORGET, (tx.now - LISTED_FOR,))
+
+
+def listing(tx: Tx, heartbeat_timeout: float) -> list[Runner]:
+    """Every runner heard from in the last ``LISTED_FOR`` seconds or still running something.
+
+    Idle while heard from within the heartbeat timeout (a runner waiting in a
+    long poll is re-noted while it waits), gone after that.
+    """
+    running = {row[0]: row[1:] for row in tx.all(RUNNING)}
+    found = {}
+    for name, labels, last_seen in tx.all(LISTED, (tx.now - LISTED_FOR,)):
+        found[name] = (records.load_labels(labels), last_seen)
+    for name, (_, _, heartbeat) in running.items():
+        labels, last_seen = found.get(name, ((), heartbeat))
+        found[name] = (labels, max(last_seen, heartbeat))
+    listed = []
+    for name in sorted(found):
+        labels, last_seen = found[name]
+        attempt = running.get(name)
+        if attempt is not None:
+            state = RunnerState.BUSY
+        elif tx.now - last_seen <= heartbeat_timeout:
+            state = RunnerState.IDLE
+        else:
+            state = RunnerState.GONE
+        listed.append(
+            Runner(
+                name=name,
+                labels=labels,
+                state=state,
+                last_seen=last_seen,
+                attempt_id=None if attempt is None else records.make_id("a", attempt[0]),
+                task_id=None if attempt is None else records.make_id("t", attempt[1]),
+            )
+        )
+    return listed
