@@ -17,7 +17,8 @@ submitted:
 
 Walls are read from the store (the workflow's submit commit to its terminal
 commit). Beside each, a separate process asks ``GET /api/v1/health`` every
-0.1 s on a new connection and keeps the slowest answer; the server's CPU while
+0.1 s on a new connection and keeps the slowest answer (while the runners
+connect, and once all are connected, apart); the server's CPU while
 the N runners sit idle and its resident memory (master and workers) at the end
 are read from /proc. Each scenario has a deadline and is recorded "timed out"
 rather than waited for. Writes ``bench/results/runners.md``
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import multiprocessing
 import resource
 import sqlite3
@@ -68,7 +70,8 @@ class Row:
     result: str  # "12.3 ms/hop", "540 tasks/s", "timed out" ...
     wall: float | None
     idle_cpu: float | None  # server CPU share (1.0 = one core) while all runners waited
-    slowest_health: float  # seconds
+    slowest_health: float  # seconds, once every runner was connected
+    slowest_health_connecting: float  # seconds, while the runners connected
     health_failures: int
     rss_mib: float
     runner_failures: int
@@ -78,14 +81,27 @@ class Row:
 # --- the health probe: its own process, so the benchmark's loop never delays it ----------
 
 
-def _probe(url: str, stop, slowest, failures) -> None:
+#: The probe's phases: runners still connecting, all of them connected (idle, then the
+#: workflow, to its end), then the benchmark closing their connections (not reported).
+CONNECTING, CONNECTED, CLOSING = 0, 1, 2
+
+
+def _probe(url: str, stop, phase, slowest, failures) -> None:
+    """``GET /api/v1/health`` on a new connection every ``PROBE_EVERY``; the slowest per phase."""
+    parts = urlsplit(url)
     while not stop.is_set():
+        now = phase.value
         started = time.perf_counter()
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PROBE_TIMEOUT)
         try:
-            requests.get(url + "/api/v1/health", timeout=PROBE_TIMEOUT).raise_for_status()
-        except requests.RequestException:
+            conn.request("GET", "/api/v1/health")
+            if conn.getresponse().status != 200:
+                failures.value += 1
+        except OSError:
             failures.value += 1
-        slowest.value = max(slowest.value, time.perf_counter() - started)
+        finally:
+            conn.close()
+        slowest[now] = max(slowest[now], time.perf_counter() - started)
         stop.wait(PROBE_EVERY)
 
 
@@ -93,10 +109,17 @@ class Probe:
     def __init__(self, url: str):
         ctx = multiprocessing.get_context("spawn")
         self.stop = ctx.Event()
-        self.slowest = ctx.Value("d", 0.0)
+        self.phase = ctx.Value("i", CONNECTING)
+        self.slowest = ctx.Array("d", 3)
         self.failures = ctx.Value("i", 0)
-        args = (url, self.stop, self.slowest, self.failures)
+        args = (url, self.stop, self.phase, self.slowest, self.failures)
         self.proc = ctx.Process(target=_probe, args=args, daemon=True)
+
+    def connected(self) -> None:
+        self.phase.value = CONNECTED
+
+    def closing(self) -> None:
+        self.phase.value = CLOSING
 
     def __enter__(self) -> Probe:
         self.proc.start()
@@ -171,6 +194,11 @@ async def _until(predicate, deadline: float, interval: float = 0.05) -> bool:
     return True
 
 
+def _listed(url: str) -> int:
+    """How many runners the server lists: it has taken in each one's first claim."""
+    return len(requests.get(url + "/api/v1/runners", timeout=30).json()["runners"])
+
+
 async def _finished(db: Path, deadline: float) -> tuple | None:
     """The newest workflow's (created, finished, state) once terminal, or None at the deadline."""
     while time.monotonic() < deadline:
@@ -194,7 +222,7 @@ def failed_attempts(db: Path) -> str:
 
 
 async def drive(
-    url: str, db: Path, server_pids: list[int], groups, doc: dict, timeout: float
+    url: str, db: Path, server_pids: list[int], groups, doc: dict, timeout: float, probe: Probe
 ) -> Outcome:
     """Connect the runners, let them all wait, submit ``doc``, wait for its end."""
     parts = urlsplit(url)
@@ -205,6 +233,9 @@ async def drive(
         if not await _until(lambda: len(stats.polling) >= total, time.monotonic() + timeout):
             note = f"timed out connecting ({len(stats.polling)}/{total} polling)"
             return Outcome(None, note, None, stats.errors)
+        if not await _until(lambda: _listed(url) >= total, time.monotonic() + timeout, 0.2):
+            return Outcome(None, "timed out (runners not all listed)", None, stats.errors)
+        probe.connected()
         cpu = procs.cpu_seconds(server_pids)
         await asyncio.sleep(SETTLE)
         idle_cpu = (procs.cpu_seconds(server_pids) - cpu) / SETTLE
@@ -232,6 +263,7 @@ async def drive(
         own = (time.process_time() - own) / (time.monotonic() - started)
         return Outcome(finished - created, note, idle_cpu, stats.errors, own)
     finally:
+        probe.closing()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -245,7 +277,7 @@ def scenario(name: str, n: int, doc: dict, groups, tmp: Path, timeout: float) ->
     with procs.server(db) as (url, server), Probe(url) as probe:
         pids = procs.process_tree(server.pid)
         limit = open_files_limit(server.pid)
-        outcome = asyncio.run(drive(url, db, pids, groups, doc, timeout))
+        outcome = asyncio.run(drive(url, db, pids, groups, doc, timeout, probe))
         memory = rss_mib(server.pid)
     size = len(doc["tasks"])
     if outcome.wall is None:
@@ -258,8 +290,9 @@ def scenario(name: str, n: int, doc: dict, groups, tmp: Path, timeout: float) ->
         result = f"{outcome.wall:.2f} s"
     if outcome.wall is not None and outcome.note:
         result += f" ({outcome.note})"
-    row = Row(n, name, result, outcome.wall, outcome.idle_cpu, probe.slowest.value,
-              probe.failures.value, memory, outcome.failures, outcome.own_cpu)  # fmt: skip
+    row = Row(n, name, result, outcome.wall, outcome.idle_cpu, probe.slowest[CONNECTED],
+              probe.slowest[CONNECTING], probe.failures.value, memory, outcome.failures,
+              outcome.own_cpu)  # fmt: skip
     return row, limit
 
 
@@ -281,7 +314,8 @@ def plan(n: int, quick: bool) -> list[tuple[str, dict, list]]:
 
 HEADER = [
     "runners", "scenario", "result", "vs 4 runners", "server CPU idle",
-    "slowest health (ms)", "health failures", "server RSS (MiB)", "runner errors", "bench CPU",
+    "slowest health (ms)", "slowest health while connecting (ms)", "health failures",
+    "server RSS (MiB)", "runner errors", "bench CPU",
 ]  # fmt: skip
 
 
@@ -293,7 +327,8 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
         ratio = f"{r.wall / ref:.2f}x" if r.wall and ref else ""
         cpu = f"{r.idle_cpu * 100:.0f}%" if r.idle_cpu is not None else ""
         out.append([str(r.runners), r.scenario, r.result, ratio, cpu,
-                    f"{r.slowest_health * 1000:.0f}", str(r.health_failures),
+                    f"{r.slowest_health * 1000:.0f}",
+                    f"{r.slowest_health_connecting * 1000:.0f}", str(r.health_failures),
                     f"{r.rss_mib:.0f}", str(r.runner_failures),
                     f"{r.own_cpu * 100:.0f}%" if r.own_cpu is not None else ""])  # fmt: skip
     return out
@@ -326,8 +361,11 @@ def markdown(rows: list[Row], args: argparse.Namespace, limits: str) -> str:
         f"the store's submit commit to terminal commit; deadline {args.deadline:g} s per "
         f"scenario. Server CPU idle: the server's CPU (100% = one core) over {SETTLE:g} s "
         f"with every runner waiting and no work. Slowest health: the slowest `GET "
-        f"/api/v1/health` on a new connection, asked every {PROBE_EVERY:g} s by a "
-        f"separate process throughout the scenario. RSS: gunicorn master and workers "
+        f"/api/v1/health` on a new connection (`http.client`), asked every "
+        f"{PROBE_EVERY:g} s by a separate process, once the server listed every runner "
+        f"(`GET /api/v1/runners`: it had taken in their first claims) through the idle "
+        f"wait and the workflow to its end, and apart from that while the N runners "
+        f"connected and sent their first claims. RSS: gunicorn master and workers "
         f"at the end. Bench CPU: the runners' process (all N runners, the submit and the "
         f"store reads; 100% = one core) from the submit to the end: near 100% would mean "
         f"the runners, not the server, set the pace. Open-files limit of the server: "

@@ -147,14 +147,17 @@ async def runner(name: str, labels: list[str], link: Link, stats: Stats) -> None
 
 
 def start(
-    host: str, port: int, groups: list[tuple[int, list[str]]], stats: Stats
+    host: str, port: int, groups: list[tuple[int, list[str]]], stats: Stats, prefix: str = "bench"
 ) -> tuple[list[asyncio.Task], list[Link]]:
-    """``count`` runners per (count, labels) group: their asyncio tasks and connections."""
+    """``count`` runners per (count, labels) group: their asyncio tasks and connections.
+
+    Runner ``i`` of group ``g`` is named ``{prefix}-{g}-{i}``.
+    """
     gate = asyncio.Semaphore(CONNECTING)
     tasks, links = [], []
     for g, (count, labels) in enumerate(groups):
         for i in range(count):
-            name = f"bench-{g}-{i}"
+            name = f"{prefix}-{g}-{i}"
             link = Link(name, host, port, gate, stats)
             links.append(link)
             tasks.append(asyncio.create_task(runner(name, labels, link, stats)))

@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # imported lazily: `stq validate` needs no HTTP client
 
 EPILOG = """\
 environment:
-  STQ_SERVER             server URL for submit/status/logs/cancel/retry/worker
-                         (default http://127.0.0.1:8000)
+  STQ_SERVER             server URL for submit/status/logs/runners/cancel/retry and
+                         worker (default http://127.0.0.1:8000)
   STQ_TOKEN              bearer token sent to (client) or required by (server) the API
   STQ_DB                 server store: a file path (default stq.db) or a postgresql:// URL
   STQ_HEARTBEAT_TIMEOUT  server: seconds without a heartbeat before an attempt is lost (60)
@@ -192,11 +192,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """The workflows, or one workflow's tasks; --json for scripts."""
     from stq.progress import task_table, workflow_table
+    from stq.views import waits_table
 
     client = _client(args, settings)
     if args.workflow_id is not None:  # '' too: the client refuses an empty id
         data = client.workflow(args.workflow_id)
-        text = task_table(data)
+        text = "\n\n".join(filter(None, [task_table(data), waits_table(data.get("tasks") or [])]))
     else:
         data = {"workflows": client.workflows(limit=args.limit)}
         text = workflow_table(data["workflows"])
@@ -224,25 +225,25 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 def _shown_attempt(task: dict[str, Any], number: int | None) -> dict[str, Any]:
     """The attempt ``stq logs`` shows: number ``number``, or the last; exit 1 if none."""
+    from stq.views import no_attempts
+
     attempts = task.get("attempts") or []
     if number is not None:
         attempts = [a for a in attempts if a["number"] == number]
         if not attempts:
             raise StqError(f"task {task['id']} has no attempt {number}: see stq status")
     if not attempts:
-        raise StqError(_no_attempts(task))
+        raise StqError(no_attempts(task))
     return attempts[-1]
 
 
-def _no_attempts(task: dict[str, Any]) -> str:
-    """Why a task has no attempt, and what to do: only a waiting task will get one."""
-    head = f"task {task['id']} has no attempts"
-    retry = f"stq retry {task['workflow_id']} runs it again"
-    if task.get("reason") == "upstream_failed":
-        return f"{head} and will get none: a task it depends on failed ({retry})"
-    if task.get("reason") == "cancelled":
-        return f"{head}: its workflow was cancelled before it ran ({retry})"
-    return f"{head} yet: it waits for its dependencies or a runner"
+def cmd_runners(args: argparse.Namespace, settings: Settings) -> int:
+    """The runners the server heard from in the last 10 minutes; --json for scripts."""
+    from stq.views import runners_table
+
+    runners = _client(args, settings).runners()
+    print(json.dumps({"runners": runners}, indent=2) if args.json else runners_table(runners))
+    return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -304,6 +305,11 @@ def _add_client_commands(sub: Any) -> None:
     p.add_argument("--attempt", type=_number(int, 1), metavar="N", help="default: the last")
     _server_flag(p)
     p.set_defaults(handler=cmd_logs)
+
+    p = sub.add_parser("runners", help="show the runners seen in the last 10 minutes")
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    _server_flag(p)
+    p.set_defaults(handler=cmd_runners)
 
     for name, handler, text in [
         ("cancel", cmd_cancel, "cancel a workflow: its unfinished tasks fail"),

@@ -283,6 +283,20 @@ class Client:
     def result(self, attempt_id: str, report: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/attempts/{_seg(attempt_id)}/result", report)
 
+    # --- runners ----------------------------------------------------------------
+
+    def runners(self) -> list[dict]:
+        """The runners the server heard from in the last 10 minutes (SPEC 8.4).
+
+        A server older than the list answers 404: a usage error, not an unknown id.
+        """
+        try:
+            return self._json("GET", "/api/v1/runners")["runners"]
+        except NotFound:
+            raise UsageError(
+                f"{self.url} does not list runners: its STQ server is older than this stq"
+            ) from None
+
     def health(self) -> bool:
         answer = self._json("GET", "/api/v1/health")
         return isinstance(answer, dict) and bool(answer.get("ok"))

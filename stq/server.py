@@ -12,6 +12,7 @@ runner, so it is refused unless ``--insecure`` says the user means it.
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -118,9 +119,27 @@ def serve(
         env["STQ_DB"] = db
     _check_settings(env)
     print(announcement(bind, env.get("STQ_DB") or DEFAULT_DB), flush=True)
+    raise_open_files_limit()
     argv = gunicorn_argv(bind, workers)
     os.execve(argv[0], argv, env)
     return 0  # not reached
+
+
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one; the limit now in force.
+
+    Every connected runner holds a connection, and many systems start
+    processes at a soft limit of 1,024 descriptors: a few hundred runners per
+    worker would then run the server out of them, while the hard limit, which
+    any process may rise to, is usually far higher.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # e.g. an infinite hard limit the kernel caps lower
+            return soft
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def announcement(bind: str, db: str) -> str:

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import falcon
 
@@ -72,7 +73,7 @@ class Context:
         claimer = attempts.Claimer(self)
         self.desk = ClaimDesk(
             look=lambda: self.store.offer(),
-            claim=claimer.once,
+            claim=claimer.batch,
             marker=self.marker,
             see=lambda runners: self.store.see_runners(runners),
             # A runner waiting in a long poll must never read as gone.
@@ -110,10 +111,31 @@ class LocalChanges:
             self.ctx.desk.nudge()
 
 
+class StqApp(falcon.App):
+    """Falcon's app, holding its context so that a server can warm it up."""
+
+    def __init__(self, ctx: Context, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.ctx = ctx
+
+    def warm_up(self) -> None:
+        """Open this process's store before the first request asks for it.
+
+        Called by ``stq server``'s worker once it has forked and loaded the app:
+        otherwise the first request each worker serves waits for the store's
+        modules and connection (tens of milliseconds). A store that cannot be
+        opened yet is left for the requests to report.
+        """
+        try:
+            self.ctx.store.check()
+        except StqError:
+            pass
+
+
 def create_app(settings: Settings, store: Store | None = None, clock: Clock | None = None):
     """The WSGI app; ``store``/``clock`` are injected by tests, else opened from settings."""
     ctx = Context(settings, LazyStore(settings, store, clock))
-    app = falcon.App(middleware=[Guard(settings), LocalChanges(ctx)])
+    app = StqApp(ctx, middleware=[Guard(settings), LocalChanges(ctx)])
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, errors.handle)
     app.add_error_handler(falcon.HTTPError, errors.handle)

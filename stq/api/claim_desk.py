@@ -37,8 +37,12 @@ POLL_INTERVAL = 0.005
 RETRY_INTERVAL = 0.5
 #: Seconds to wait after the store failed before looking again.
 FAILURE_PAUSE = 0.5
+#: Waiters of one label set claimed for in one transaction (one commit for many claims).
+BATCH = 32
 #: Seconds between two notes of every waiting runner as heard from.
 SEE_EVERY = 10.0
+#: Runners remembered as lately noted before the list is pruned.
+MAX_HEARD = 10_000
 
 Labels = frozenset[str]
 
@@ -74,7 +78,7 @@ class ClaimDesk:
     def __init__(
         self,
         look: Callable[[], Offer],
-        claim: Callable[[str, Labels], Claim | None],
+        claim: Callable[[list[str], Labels], list[Claim]],
         marker: Callable[[], object],
         see: Callable[[list[tuple[str, Labels]]], None],
         see_every: float = SEE_EVERY,
@@ -90,6 +94,7 @@ class ClaimDesk:
         self._cond = threading.Condition()
         self._groups: dict[Labels, deque[Waiter]] = {}
         self._arrived: list[Waiter] = []  # not yet noted as seen
+        self._heard: dict[str, float] = {}  # runner -> when it was last noted, without waiting
         self._news = False  # a waiter arrived or this process wrote: look now
         self._pid: int | None = None
 
@@ -112,6 +117,18 @@ class ClaimDesk:
             # The desk is claiming for it right now: the outcome is a moment away.
             waiter.done.wait(RETRY_INTERVAL)
         return waiter.outcome()
+
+    def heard_from(self, runner: str, labels: Labels) -> None:
+        """A runner asked without waiting: note it for the runners view, at most every
+        ``see_every`` seconds (a runner that polls often must not cost a write each time)."""
+        now = time.monotonic()
+        with self._cond:
+            if now - self._heard.get(runner, -self._see_every) < self._see_every:
+                return
+            self._heard[runner] = now
+            if len(self._heard) > MAX_HEARD:
+                self._heard = {r: t for r, t in self._heard.items() if now - t < self._see_every}
+        self._see([(runner, labels)])
 
     def nudge(self) -> None:
         """This process wrote something that may make work claimable: look now."""
@@ -172,39 +189,49 @@ class ClaimDesk:
         with self._cond:
             fitting = [labels for labels in self._groups if offer.fits(labels)]
         for labels in fitting:
-            while (waiter := self._take_first(labels)) is not None:
-                if waiter.client is not None and gone(waiter.client):
-                    waiter.finish()  # its runner left: it must not be given an attempt
-                    continue
+            while waiters := self._take_first(labels, BATCH):
+                present = []
+                for waiter in waiters:
+                    if waiter.client is not None and gone(waiter.client):
+                        waiter.finish()  # its runner left: it must not be given an attempt
+                    else:
+                        present.append(waiter)
                 try:
-                    claim = self._claim(waiter.runner, labels)
+                    claims = self._claim([w.runner for w in present], labels) if present else []
                 except Exception as ex:
-                    waiter.finish(error=ex)
+                    for waiter in present:
+                        waiter.finish(error=ex)
                     raise
-                if claim is None:
-                    self._put_back(waiter)
+                for waiter, claim in zip(present, claims, strict=False):
+                    waiter.finish(claim)
+                if len(claims) < len(present):  # nothing left for these labels
+                    self._put_back(present[len(claims) :])
                     break
-                waiter.finish(claim)
 
-    def _take_first(self, labels: Labels) -> Waiter | None:
+    def _take_first(self, labels: Labels, count: int) -> list[Waiter]:
+        """Up to ``count`` of the group's oldest waiters, marked as being claimed for."""
         with self._cond:
             queue = self._groups.get(labels)
             if not queue:
-                return None
-            waiter = queue.popleft()
+                return []
+            taken = [queue.popleft() for _ in range(min(count, len(queue)))]
             if not queue:
                 del self._groups[labels]
-            waiter.taken = True
-            return waiter
+            for waiter in taken:
+                waiter.taken = True
+            return taken
 
-    def _put_back(self, waiter: Waiter) -> None:
-        """Nothing was claimable for it after all: first in line again, unless its time is up."""
+    def _put_back(self, waiters: list[Waiter]) -> None:
+        """Nothing was claimable for them after all: first in line again, unless their
+        time is up (their request threads may not end them while they are taken)."""
+        now = time.monotonic()
         with self._cond:
-            if time.monotonic() >= waiter.deadline:
-                waiter.finish()
-                return
-            waiter.taken = False
-            self._groups.setdefault(waiter.labels, deque()).appendleft(waiter)
+            for waiter in reversed(waiters):
+                if now >= waiter.deadline:
+                    waiter.finish()
+                    continue
+                waiter.taken = False
+                self._groups.setdefault(waiter.labels, deque()).appendleft(waiter)
 
     def _drop(self, waiter: Waiter) -> None:
         queue = self._groups.get(waiter.labels)

@@ -72,6 +72,13 @@ class StqWorker(gthread.ThreadWorker):
         self._heads: dict[gthread.TConn, float] = {}  # connection -> head deadline
         self._heads_lock = threading.Lock()
 
+    def load_wsgi(self) -> None:
+        """Load the app, then let it open its store before the first request comes."""
+        super().load_wsgi()
+        warm_up = getattr(self.wsgi, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+
     def get_thread_pool(self) -> ElasticPool:
         """Threads for requests in flight, started on demand and ended when idle.
 

@@ -15,7 +15,7 @@ Claim order among claimable tasks whose labels the runner has: higher
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, overload
 
@@ -84,6 +84,14 @@ class Store(Protocol):
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
         """Start an attempt of the first claimable task, or return None at once."""
+        ...
+
+    def claim_attempts(self, runners: Sequence[str], labels: Collection[str]) -> list[Claim]:
+        """``claim_attempt`` for each of these runners (all with ``labels``) in turn, in one
+        transaction, until nothing is left: the claims made, in the runners' order.
+
+        How a server hands work to many waiting runners at once for one commit.
+        """
         ...
 
     def offer(self) -> Offer:

@@ -13,7 +13,7 @@ read; the best of those and the best unlabelled task wins.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from stq.model import Claim, Offer, TaskState
 from stq.store import records, rules, runners
@@ -70,6 +70,17 @@ def take(tx: Tx, runner: str, labels: Collection[str], after: int | None = None)
     runners.seen(tx, [(runner, labels)])
     candidate = find_candidate(tx, labels)
     return None if candidate is None else start_attempt(tx, candidate, runner, after)
+
+
+def take_many(tx: Tx, names: Sequence[str], labels: Collection[str]) -> list[Claim]:
+    """``take`` for each named runner in turn (all with ``labels``), until nothing is left."""
+    claims = []
+    for runner in names:
+        taken = take(tx, runner, labels)
+        if taken is None:
+            break
+        claims.append(taken)
+    return claims
 
 
 def claimed_after(tx: Tx, attempt_id: int, runner: str) -> Claim | None:

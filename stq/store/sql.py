@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar, overload
 
@@ -317,11 +317,17 @@ class SqlStore:
         return self._write(insert_once)
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
+        claims = self.claim_attempts([runner], labels)
+        return claims[0] if claims else None
+
+    def claim_attempts(self, runners: Sequence[str], labels: Collection[str]) -> list[Claim]:
+        if not runners:
+            return []
         if self.dialect.serial_writes:
             with self._read() as tx:  # no write lock while nothing is claimable
                 if claim.find_candidate(tx, labels, lock=False) is None:
-                    return None
-        return self._write(lambda tx: claim.take(tx, runner, labels))
+                    return []
+        return self._write(lambda tx: claim.take_many(tx, runners, labels))
 
     def see_runners(self, seen: Collection[tuple[str, Collection[str]]]) -> None:
         def note(tx: Tx) -> None:

@@ -7,6 +7,7 @@ when a task turns blue, green or red and can watch the page follow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,12 +50,20 @@ class ApiClient:
     def cancel(self, workflow_id: str) -> None:
         self._call("POST", f"/workflows/{workflow_id}/cancel")
 
+    def ask(self, runner: str, labels: Sequence[str] = ()) -> requests.Response:
+        """Ask for an attempt without waiting, as a runner with ``labels`` (204: none)."""
+        body = {"runner": runner, "labels": list(labels), "wait": 0}
+        return self._call("POST", "/attempts/claim", json=body)
+
     def claim(self, runner: str = "test-runner") -> dict[str, Any]:
         """Claim one attempt now; fails the test when nothing is claimable."""
-        body = {"runner": runner, "labels": [], "wait": 0}
-        resp = self._call("POST", "/attempts/claim", json=body)
+        resp = self.ask(runner)
         assert resp.status_code == 200, "nothing was claimable"
         return resp.json()
+
+    def runners(self) -> dict[str, dict[str, Any]]:
+        """The runners the server lists, by name."""
+        return {r["name"]: r for r in self._call("GET", "/runners").json()["runners"]}
 
     def report(self, claim: dict[str, Any], exit_code: int, output: str = "") -> dict[str, Any]:
         """Report a claimed attempt's result as a runner would."""

@@ -1,6 +1,6 @@
 """Two gunicorn servers on one PostgreSQL database, runners split between them.
 
-Issue 8's acceptance run: 5,000 trivial tasks, 8 ``stq worker URL1 URL2``
+The acceptance run for several servers: 5,000 trivial tasks, 8 ``stq worker URL1 URL2``
 runners (half list server 1 first, half server 2), each task completed exactly
 once, no 5xx in either server's access log; server 1 is killed with SIGKILL
 mid-run, its runners fail over to server 2 and the run completes. A claim

@@ -103,6 +103,20 @@ def tcp_sockets(pid: int) -> int:
     return count
 
 
+def _both_accept(server: LiveServer, pids: list[int], before: dict[int, int]) -> bool:
+    """Whether two connections held at once land on both workers (each one is up: a
+    worker still starting would leave every connection to the other)."""
+    pair = [connect(server), connect(server)]
+    try:
+        for sock in pair:
+            (answer,) = ask(sock, GET_HEALTH)
+            assert answer.status == 200
+        return all(tcp_sockets(p) > before[p] for p in pids)
+    finally:
+        for sock in pair:
+            sock.close()
+
+
 @serving(2)
 def test_kept_alive_runners_spread_over_the_workers(server: LiveServer) -> None:
     """Each runner's requests all go to the worker that accepted it: all on one would
@@ -114,6 +128,8 @@ def test_kept_alive_runners_spread_over_the_workers(server: LiveServer) -> None:
     pids = [int(child) for child in children.read_text().split()]
     wait_until(lambda: len({tcp_sockets(p) for p in pids}) == 1, what="idle workers")
     before = {p: tcp_sockets(p) for p in pids}
+    wait_until(lambda: _both_accept(server, pids, before), what="both workers accepting")
+    wait_until(lambda: {p: tcp_sockets(p) for p in pids} == before, what="idle workers again")
     sockets = []
     try:
         for _ in range(8):  # one at a time, each answered, like runners starting up

@@ -1,4 +1,4 @@
-"""The benchmark's DAGs: the shapes issue 6 names, written identically for STQ and for make."""
+"""The benchmark's DAGs, written identically for STQ and for make."""
 
 from __future__ import annotations
 

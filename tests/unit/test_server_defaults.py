@@ -1,6 +1,8 @@
-"""``stq server``'s default worker count follows the CPUs this process may use."""
+"""``stq server``'s defaults: worker count from the CPUs, open files up to the hard limit."""
 
 from __future__ import annotations
+
+import resource
 
 import pytest
 
@@ -19,3 +21,14 @@ def test_without_affinity_the_cpu_count_counts(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delattr(server.os, "sched_getaffinity")
     monkeypatch.setattr(server.os, "cpu_count", lambda: None)  # unknown: one CPU
     assert server.default_workers() == 2
+
+
+def test_the_open_files_limit_is_lifted_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 256)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        assert server.raise_open_files_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

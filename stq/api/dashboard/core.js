@@ -175,6 +175,31 @@ const StqCore = (() => {
       counts.failed ? h('span', { class: 'c-failed' }, ` · ${counts.failed} failed`) : null);
   }
 
+  /**
+   * Why a ``todo`` task waits (its ``waiting_for``), as the words that follow
+   * "Waiting for": text and nodes. ``dep`` makes each dependency's name (a link
+   * where the caller knows its id); null when the task is not waiting.
+   */
+  function waitingFor(w, dep = (name) => name) {
+    if (!w) return null;
+    if (w.kind === 'dependencies') {
+      const names = (w.tasks || []).flatMap((name, i) => (i ? [', ', dep(name)] : [dep(name)]));
+      return ['dependencies', names.length ? ': ' : '', ...names, w.more ? ` (and ${w.more} more)` : ''];
+    }
+    if (w.kind === 'retry_delay') return ['its retry delay, until ', timeCell(w.until)];
+    if (w.kind === 'labels') {
+      return [`a runner with labels ${(w.labels || []).join(', ')}: no runner seen in the last 10 minutes has them all`];
+    }
+    if (w.kind === 'runner') return ['a free runner'];
+    return [String(w.kind)];
+  }
+
+  /** ``waitingFor`` as plain text, for a table cell or a tooltip. */
+  function waitingText(w) {
+    const parts = waitingFor(w);
+    return parts ? parts.map((p) => (p instanceof Node ? p.textContent : p)).join('') : '';
+  }
+
   function elapsed(wf, now) {
     const start = ms(wf.created);
     if (start === null) return null;
@@ -194,6 +219,6 @@ const StqCore = (() => {
   return {
     STATES, LABEL, stats, meter, h, $, patch, syncRows, ms, seconds, fmtDuration, fmtTime, timeCell,
     fmtCommand, Unauthorized, Unreachable, ApiError, call, setToken, sendable, hasToken: () => Boolean(token),
-    badge, progressBar, countsText, elapsed, flash,
+    badge, progressBar, countsText, waitingFor, waitingText, elapsed, flash,
   };
 })();

@@ -1,6 +1,6 @@
 /* STQ dashboard shell: hash routing, the 2 s refresh loop, the banner, the token prompt.
  *
- * Routes: #/ (workflows), #/workflows/ID, #/tasks/ID. A refresh never overlaps the
+ * Routes: #/ (workflows), #/workflows/ID, #/tasks/ID, #/runners. A refresh never overlaps the
  * previous one; a 401 stops the loop and shows only the token prompt; a network
  * error keeps the last data on screen under a banner.
  */
@@ -23,13 +23,24 @@
     const [kind, ...rest] = hash.split('/');
     const id = decodeURIComponent(rest.join('/'));
     const ctx = { refresh: tick };
+    markNav(kind === 'runners' ? 'runners' : 'workflows');
     if (kind === 'workflows' && id) return StqWorkflows.workflowView(id, ctx);
     if (kind === 'tasks' && id) return StqTask.taskView(id, ctx);
+    if (kind === 'runners') return StqRunners.runnersView(ctx);
     return StqWorkflows.workflowsView(ctx);
+  }
+
+  /** Mark the header link of the section shown (a workflow and a task are under Workflows). */
+  function markNav(section) {
+    for (const a of document.querySelectorAll('nav.views a')) {
+      if (a.dataset.view === section) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
   }
 
   function show() {
     view = route();
+    document.title = `${view.title} · STQ`;
     $('#main').replaceChildren(view.root);
     window.scrollTo(0, 0);
     $('#main').setAttribute('aria-busy', 'true');

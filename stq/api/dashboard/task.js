@@ -1,19 +1,24 @@
-/* STQ dashboard: one task, its attempts and each attempt's output. */
+/* STQ dashboard: one task, why it waits while To Do, its attempts and each attempt's output. */
 'use strict';
 
 const StqTask = (() => {
-  const { h, patch, syncRows, seconds, fmtDuration, timeCell, fmtCommand, ApiError, call, badge } = StqCore;
+  const {
+    h, patch, syncRows, seconds, fmtDuration, timeCell, fmtCommand, ApiError, call, badge, waitingFor,
+  } = StqCore;
 
   // --- task view ---------------------------------------------------------------------
 
   function taskView(id) {
     const head = h('div', { class: 'view-head' });
+    const waiting = h('p', { class: 'waiting', hidden: true });
     const facts = h('dl', { class: 'facts' });
     const tbody = h('tbody');
     const outputs = h('div', { class: 'outputs' });
     const cache = new Map();
+    /** Task name -> id in the task's workflow, read once, when a dependency wait needs links. */
+    let siblings = null;
     const crumbs = h('nav', { class: 'crumbs' });
-    const root = h('section', { class: 'view task' }, crumbs, head, facts,
+    const root = h('section', { class: 'view task' }, crumbs, head, waiting, facts,
       h('h2', {}, 'Attempts'),
       h('table', { class: 'list' }, h('thead', {}, h('tr', {}, ['#', 'Status', 'Runner', 'Started', 'Finished', 'Exit code', 'Reason'].map((c) => h('th', {}, c)))), tbody),
       outputs);
@@ -27,6 +32,22 @@ const StqTask = (() => {
         });
         cache.set(a.id, { text, final: a.status !== 'running' });
       }));
+    }
+
+    async function loadSiblings(t) {
+      if (siblings || t.waiting_for?.kind !== 'dependencies') return;
+      try {
+        const listed = await call(`/tasks?workflow=${encodeURIComponent(t.workflow_id)}`);
+        siblings = new Map((listed.tasks || []).map((s) => [s.name, s.id]));
+      } catch (ex) {
+        if (!(ex instanceof ApiError)) throw ex;
+        siblings = new Map(); // the names alone still say what it waits for
+      }
+    }
+
+    function dependencyLink(name) {
+      const found = siblings?.get(name);
+      return found ? h('a', { href: `#/tasks/${encodeURIComponent(found)}` }, name) : name;
     }
 
     function outputBlock(a) {
@@ -50,6 +71,11 @@ const StqTask = (() => {
         h('a', { href: `#/workflows/${encodeURIComponent(t.workflow_id)}` }, 'workflow ', h('code', {}, t.workflow_id))]);
       patch(head, JSON.stringify([t.name, t.state, t.reason]), () => h('div', {}, h('h1', {}, t.name), badge(t.state),
         t.reason ? h('span', { class: 'reason' }, t.reason.replace('_', ' ')) : null));
+      waiting.hidden = !t.waiting_for;
+      patch(waiting, JSON.stringify([t.waiting_for, Boolean(siblings)]), () => {
+        const why = waitingFor(t.waiting_for, dependencyLink);
+        return why ? ['Waiting for ', ...why] : [];
+      });
       const fact = (k, v) => (v === '' || v === null || v === undefined ? [] : [h('dt', {}, k), h('dd', {}, v)]);
       patch(facts, JSON.stringify([t.command, t.depends_on, t.attempts_used, t.max_attempts, t.duration, t.labels, t.priority]), () => [
         fact('Command', h('code', {}, fmtCommand(t.command))),
@@ -76,7 +102,7 @@ const StqTask = (() => {
       title: 'Task',
       async refresh() {
         const t = await call(`/tasks/${encodeURIComponent(id)}`);
-        await loadOutputs(t.attempts || []);
+        await Promise.all([loadOutputs(t.attempts || []), loadSiblings(t)]);
         render(t);
       },
     };

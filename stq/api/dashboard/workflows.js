@@ -8,7 +8,7 @@
 const StqWorkflows = (() => {
   const {
     STATES, LABEL, stats, h, patch, syncRows, ms, seconds, fmtDuration, timeCell, fmtCommand,
-    ApiError, call, badge, progressBar, countsText, elapsed, flash,
+    ApiError, call, badge, progressBar, countsText, waitingText, elapsed, flash,
   } = StqCore;
   const LIST_PAGE = 50;
   const TABLE_PAGE = 200;
@@ -157,9 +157,16 @@ const StqWorkflows = (() => {
     }
   }
 
+  /** The To Do list's short "Waiting for" cell; the whole sentence is its tooltip. */
+  function waitingCell(w) {
+    const text = waitingText(w);
+    return text ? h('span', { class: 'waiting', title: `Waiting for ${text}` }, text) : '';
+  }
+
   function taskTable(st) {
     const cols = ['Task', 'Created', 'Started', 'Command', 'Duration', 'Depends on', 'Attempts', 'Runner'];
     if (st === 'failed') cols.push('Reason');
+    if (st === 'todo') cols.push('Waiting for');
     const tbody = h('tbody');
     const count = h('span', { class: 'n' }, '0');
     const more = h('button', { class: 'more', hidden: true }, '');
@@ -198,6 +205,7 @@ const StqWorkflows = (() => {
           t.runner || '',
         ];
         if (st === 'failed') row.push(t.reason ? t.reason.replace('_', ' ') : 'attempts failed');
+        if (st === 'todo') row.push(waitingCell(t.waiting_for));
         return row;
       });
     }
