@@ -271,10 +271,12 @@ async def drive(
             link.close()
 
 
-def scenario(name: str, n: int, doc: dict, groups, tmp: Path, timeout: float) -> tuple[Row, str]:
+def scenario(
+    name: str, n: int, doc: dict, groups, tmp: Path, timeout: float, plain: bool
+) -> tuple[Row, str]:
     """One fresh server, its runners and probe; returns the row and the server's fd limit."""
     db = tmp / f"{name.replace(' ', '-')}-{n}-{time.monotonic_ns()}.db"
-    with procs.server(db) as (url, server), Probe(url) as probe:
+    with procs.server(db, plain=plain) as (url, server), Probe(url) as probe:
         pids = procs.process_tree(server.pid)
         limit = open_files_limit(server.pid)
         outcome = asyncio.run(drive(url, db, pids, groups, doc, timeout, probe))
@@ -340,17 +342,64 @@ def text(rows: list[Row]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
 
 
+#: Slowest health answer allowed, and server memory (all processes) at 1,000 runners.
+HEALTH_LIMIT = 0.050
+RSS_LIMIT_MIB = 300
+
+
+def targets(rows: list[Row]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for each target the rows can tell."""
+    by = {(r.runners, r.scenario): r for r in rows}
+    out = []
+    for n, limit in ((1000, 2.0), (2000, 3.0)):
+        base, row = by.get((WORKING, "chain")), by.get((n, "chain"))
+        if base and row and base.wall and row.wall:
+            ratio = row.wall / base.wall
+            out.append((f"{n} idle runners: chain hop <= {limit:g}x its hop with {WORKING}",
+                        f"{ratio:.2f}x", ratio <= limit))  # fmt: skip
+    base, row = by.get((WORKING, "idle others")), by.get((1000, "idle others"))
+    if base and row and base.wall and row.wall:
+        ratio = row.wall / base.wall
+        out.append((f"{WORKING} working, 996 waiting for another label: <= 1.5x the wall "
+                     f"with {WORKING} alone", f"{ratio:.2f}x", ratio <= 1.5))  # fmt: skip
+    base, row = by.get((WORKING, "fan-out")), by.get((1000, "fan-out"))
+    if base and row and base.wall and row.wall:
+        ratio = base.wall / row.wall
+        out.append((f"1000 fitting runners: fan-out rate >= the rate {WORKING} reach",
+                     f"{ratio:.2f}x", ratio >= 1.0))  # fmt: skip
+    slowest = max((r.slowest_health for r in rows), default=0.0)
+    out.append(("health within 50 ms (every runner taken in, to the workflow's end)",
+                f"{slowest * 1000:.0f} ms", slowest <= HEALTH_LIMIT))  # fmt: skip
+    at_1000 = [r.rss_mib for r in rows if r.runners == 1000]
+    if at_1000:
+        most = max(at_1000)
+        out.append((f"1000 runners: server memory < {RSS_LIMIT_MIB} MiB in all",
+                    f"{most:.0f} MiB", most < RSS_LIMIT_MIB))  # fmt: skip
+    errors = sum(r.runner_failures + r.health_failures for r in rows)
+    out.append(("no runner error, no failed health answer", str(errors), errors == 0))
+    return out
+
+
 def markdown(rows: list[Row], args: argparse.Namespace, limits: str) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     chain, fan, idle_fan = SIZES[args.quick]
     command = "    .venv/bin/python bench/runners.py --runners " + args.runners
     command += " --quick" if args.quick else ""
+    command += " --plain" if args.plain else ""
+    server = (
+        f"the recommended plain gunicorn command (`gunicorn {' '.join(procs.PLAIN_GUNICORN[2:])}`)"
+        if args.plain
+        else "`stq server` (default settings)"
+    )
     table = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     table += ["| " + " | ".join(row) + " |" for row in table_rows(rows)]
+    goals = ["| target | measured | met |", "|---|---|---|"]
+    for goal, got, met in targets(rows):
+        goals.append(f"| {goal} | {got} | {'yes' if met else '**no**'} |")
     return "\n\n".join([
         "# STQ with many connected runners",
         f"Measured {when} on {machine()}.",
-        f"Each row: a fresh `stq server` (default settings, SQLite) and N protocol-level "
+        f"Each row: a fresh server, {server}, on SQLite, and N protocol-level "
         f"runners (`bench/swarm.py`, one asyncio process, one keep-alive connection each, "
         f"every attempt reported completed at once with `next`), all long-polling "
         f"before the submit. **chain**: {chain} tasks, each after the previous, all N "
@@ -371,6 +420,7 @@ def markdown(rows: list[Row], args: argparse.Namespace, limits: str) -> str:
         f"the runners, not the server, set the pace. Open-files limit of the server: "
         f"{limits}.",
         "\n".join(table),
+        "## Targets\n\n" + "\n".join(goals),
         "Reproduce:\n\n" + command,
     ]) + "\n"  # fmt: skip
 
@@ -381,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated runner counts (default %(default)s)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="smaller workflows, 60 s deadline")
     parser.add_argument("--deadline", type=float, help="seconds per scenario (default 120)")
+    plain = "run the recommended plain gunicorn command, not stq server"
+    parser.add_argument("--plain", action="store_true", help=plain)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.runners.split(",")]
     if any(c < WORKING for c in counts):
@@ -394,12 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stq-bench-runners-") as tmp:
         for n in counts:
             for name, doc, groups in plan(n, args.quick):
-                row, limit = scenario(name, n, doc, groups, Path(tmp), args.deadline)
+                row, limit = scenario(name, n, doc, groups, Path(tmp), args.deadline, args.plain)
                 rows.append(row)
                 limits.add(limit)
                 print(f"  {n} runners, {name}: {row.result}", flush=True)
     print(text(rows))
-    out = ROOT / "bench" / "results" / ("runners-quick.md" if args.quick else "runners.md")
+    name = "runners" + ("-plain" if args.plain else "") + ("-quick" if args.quick else "")
+    out = ROOT / "bench" / "results" / f"{name}.md"
     out.write_text(markdown(rows, args, ", ".join(sorted(limits))))
     print(f"wrote {out.relative_to(ROOT)}")
     return 0

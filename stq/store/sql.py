@@ -10,11 +10,13 @@ asks two small indexes whether any running attempt is past its deadline or
 heartbeat timeout (at most every ``DUE_CHECK_INTERVAL`` per process), and
 opens a write transaction for it only when one is.
 
-Connections are one per thread (the server answers each HTTP connection on
-its own thread), taken on first use in that thread and given back when the
-thread ends: kept for the next thread (up to ``SPARE_CONNECTIONS``), else
-closed, so short-lived HTTP connections neither open a database connection
-each nor leave open files behind.
+Transactions borrow a connection from a pool: the dialect's own (PostgreSQL),
+else this process's ``ConnectionPool`` of at most ``POOL_SIZE``, however many
+threads the server runs. The one thing kept per thread is the connection a
+thread reads the change marker on (SQLite's ``data_version`` counts the
+commits of *other* connections, so it must be read on one connection that
+never writes): taken on first use and given back when the thread ends, kept
+for the next thread (up to ``SPARE_CONNECTIONS``), else closed.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from stq.model import (
 from stq.store import claim, records, reports, rules, runners, submission, transitions
 from stq.store.base import Idempotency, Submission
 from stq.store.dialect import Dialect
+from stq.store.pool import ConnectionPool
 from stq.store.records import ATTEMPT_COLUMNS, TASK_COLUMNS, WORKFLOW_COLUMNS, parse_id
 from stq.store.transitions import Tx
 from stq.store.waiting import WAIT_COLUMNS, Waits
@@ -75,8 +78,10 @@ READ_COLUMNS = f"{TASK_COLUMNS}, {WAIT_COLUMNS}"
 SELECT_WORKFLOW_TASKS = f"SELECT {READ_COLUMNS} FROM task WHERE workflow_id = ? ORDER BY position"
 SELECT_TASK = f"SELECT {READ_COLUMNS} FROM task WHERE id = ?"
 SELECT_TASK_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE task_id = ? ORDER BY number"
-#: Connections kept, per process, for threads yet to come.
+#: Marker connections kept, per process, for threads yet to come.
 SPARE_CONNECTIONS = 16
+#: Connections per process where the dialect has no pool of its own (SQLite).
+POOL_SIZE = 16
 #: Children first, so foreign keys hold at every step.
 DELETE_WORKFLOW = (
     submission.FORGET_WORKFLOW,
@@ -100,6 +105,7 @@ class SqlStore:
         self._local = threading.local()
         self._all: set[Any] = set()
         self._spare: list[tuple[int, Any]] = []  # (pid, connection) given back by ended threads
+        self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
         self._nothing_due_at = float("-inf")
         #: Where writes run one at a time (SQLite), this process's threads queue for
@@ -144,13 +150,25 @@ class SqlStore:
 
     @contextmanager
     def _borrow(self) -> Iterator[Any]:
-        """The dialect's pooled connection for one transaction, else this thread's own."""
+        """A connection for one transaction: the dialect's pool's, else this process's."""
         pooled = self.dialect.borrow()
         if pooled is None:
-            yield self._conn()
-            return
+            pooled = self._own_pool().borrow()
         with pooled as conn:
             yield conn
+
+    def _own_pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is None or pool.pid != os.getpid():  # never share one across a fork
+            with self._lock:
+                if self._pool is None or self._pool.pid != os.getpid():
+                    self._pool = ConnectionPool(self.dialect.connect, POOL_SIZE)
+                pool = self._pool
+        return pool
+
+    @contextmanager
+    def _marker_conn(self) -> Iterator[Any]:
+        yield self._conn()
 
     @contextmanager
     def _tx(self, begin: str, writes: bool = False) -> Iterator[Tx]:
@@ -506,7 +524,7 @@ class SqlStore:
 
     def change_marker(self) -> object:
         try:
-            marker = self.dialect.change_marker(self._borrow)
+            marker = self.dialect.change_marker(self._marker_conn)
             return (marker, getattr(self._local, "commits", 0))
         except self.dialect.unavailable_errors as ex:
             raise StoreUnavailable(f"The {self.dialect.name} store failed: {ex}") from ex
@@ -518,8 +536,11 @@ class SqlStore:
     def close(self) -> None:
         with self._lock:
             conns, self._all, self._spare = self._all, set(), []
+            pool, self._pool = self._pool, None
         for conn in conns:
             conn.close()
+        if pool is not None:
+            pool.close()
         self.dialect.close()
         self._local = threading.local()
 

@@ -50,11 +50,13 @@ def _frames_in_wal(path: Path) -> int:
 
 
 def _restarts(store: SqlStore) -> list[str]:
-    """The ``RESTART`` checkpoints this thread's connection runs from now on."""
+    """The ``RESTART`` checkpoints the store's connection runs from now on (one thread
+    writing alone borrows the same pooled connection each time)."""
     seen: list[str] = []
-    store._conn().set_trace_callback(
-        lambda sql: seen.append(sql) if "wal_checkpoint(RESTART)" in sql else None
-    )
+    with store._borrow() as conn:
+        conn.set_trace_callback(
+            lambda sql: seen.append(sql) if "wal_checkpoint(RESTART)" in sql else None
+        )
     return seen
 
 
