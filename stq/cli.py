@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from stq import __version__
 from stq.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StqError, WorkflowInvalid
+from stq.lookup import NAME_SEARCH_WORKFLOWS
 from stq.model import WorkflowSpec
-from stq.server import default_workers
+from stq.server import DEFAULT_BIND, default_workers
 from stq.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily: `stq validate` needs no HTTP client
@@ -64,14 +65,15 @@ class _ArgparseError(Exception):
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    """Check files offline; print every problem of every file."""
+    """Check files offline; print every problem of every file, and a line per valid one."""
     status = EXIT_OK
     for path in args.files:
         spec = _read_workflow(path, sys.stdout)
         if spec is None:
             status = EXIT_FAILED
-        elif args.verbose:
-            print(f"{path}: ok ({len(spec.tasks)} tasks)")
+        elif not args.quiet:
+            count = len(spec.tasks)
+            print(f"{path}: ok ({count} task{'' if count == 1 else 's'})")
     return status
 
 
@@ -191,13 +193,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """The workflows, or one workflow's tasks; --json for scripts."""
-    from stq.progress import task_table, workflow_table
+    from stq.progress import last_failed_attempts, task_table, workflow_table
     from stq.views import waits_table
 
     client = _client(args, settings)
     if args.workflow_id is not None:  # '' too: the client refuses an empty id
         data = client.workflow(args.workflow_id)
-        text = "\n\n".join(filter(None, [task_table(data), waits_table(data.get("tasks") or [])]))
+        tasks = data.get("tasks") or []
+        lasts = {} if args.json else last_failed_attempts(client, tasks)
+        text = "\n\n".join(filter(None, [task_table(data, lasts), waits_table(tasks)]))
     else:
         data = {"workflows": client.workflows(limit=args.limit)}
         text = workflow_table(data["workflows"])
@@ -207,10 +211,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     """The captured output of a task's attempt (default: the last)."""
+    from stq.lookup import find_task
     from stq.progress import safe
 
     client = _client(args, settings)
-    attempt = _shown_attempt(client.task(args.task_id), args.attempt)
+    attempt = _shown_attempt(find_task(client, args.task_id), args.attempt)
     text = client.output(attempt["id"])
     sys.stdout.write(safe(text, keep_newlines=True) if sys.stdout.isatty() else text)
     if attempt.get("status") == "running":  # the runner sends the output when it ends
@@ -247,8 +252,10 @@ def cmd_runners(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from stq.progress import workflow_state
+
     answer = _client(args, settings).cancel(args.workflow_id) or {}
-    print(f"{args.workflow_id}: {answer.get('state', 'cancelled')}")
+    print(f"{args.workflow_id}: {workflow_state(answer) if 'state' in answer else 'cancelled'}")
     return EXIT_OK
 
 
@@ -279,9 +286,22 @@ def _server_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", metavar="URL", help="server URL (env: STQ_SERVER)")
 
 
+def _command(sub: Any, name: str, summary: str, handler: Handler) -> argparse.ArgumentParser:
+    """A subcommand whose own ``--help`` opens with the line ``stq --help`` lists it with."""
+    p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _workflow_id(p: argparse.ArgumentParser, **kw: Any) -> None:
+    p.add_argument(
+        "workflow_id", metavar="WORKFLOW_ID", help="a workflow's id, as stq status lists it", **kw
+    )
+
+
 def _add_client_commands(sub: Any) -> None:
-    p = sub.add_parser("submit", help="submit a workflow to a server")
-    p.add_argument("file", metavar="FILE")
+    p = _command(sub, "submit", "submit a workflow to a server and print its id", cmd_submit)
+    p.add_argument("file", metavar="FILE", help="the workflow file (YAML)")
     p.add_argument("--wait", action="store_true", help="follow it; exit 1 if it fails")
     p.add_argument(
         "--answer-timeout",
@@ -291,46 +311,58 @@ def _add_client_commands(sub: Any) -> None:
         "the same Idempotency-Key (default 15; tries stop after 60 s in all)",
     )
     _server_flag(p)
-    p.set_defaults(handler=cmd_submit)
 
-    p = sub.add_parser("status", help="show workflows, or one workflow's tasks")
-    p.add_argument("workflow_id", nargs="?", metavar="WORKFLOW_ID")
+    p = _command(sub, "status", "show the workflows, or one workflow's tasks", cmd_status)
+    _workflow_id(p, nargs="?")
     p.add_argument("--json", action="store_true", help="print the API's JSON")
     p.add_argument("--limit", type=_number(int, 1), default=20, help="workflows listed (20)")
     _server_flag(p)
-    p.set_defaults(handler=cmd_status)
 
-    p = sub.add_parser("logs", help="show the output of a task's attempt")
-    p.add_argument("task_id", metavar="TASK_ID")
-    p.add_argument("--attempt", type=_number(int, 1), metavar="N", help="default: the last")
+    p = _command(sub, "logs", "show the output of a task's attempt", cmd_logs)
+    p.add_argument(
+        "task_id",
+        metavar="TASK",
+        help="a task's id, as stq status WORKFLOW_ID lists it, or its name when no other "
+        f"task of the {NAME_SEARCH_WORKFLOWS} newest workflows has it",
+    )
+    p.add_argument(
+        "--attempt", type=_number(int, 1), metavar="N", help="attempt to show (default: the last)"
+    )
     _server_flag(p)
-    p.set_defaults(handler=cmd_logs)
 
-    p = sub.add_parser("runners", help="show the runners seen in the last 10 minutes")
+    p = _command(sub, "runners", "show the runners seen in the last 10 minutes", cmd_runners)
     p.add_argument("--json", action="store_true", help="print the API's JSON")
     _server_flag(p)
-    p.set_defaults(handler=cmd_runners)
 
     for name, handler, text in [
         ("cancel", cmd_cancel, "cancel a workflow: its unfinished tasks fail"),
         ("retry", cmd_retry, "retry a workflow's failed tasks"),
     ]:
-        p = sub.add_parser(name, help=text)
-        p.add_argument("workflow_id", metavar="WORKFLOW_ID")
+        p = _command(sub, name, text, handler)
+        _workflow_id(p)
         _server_flag(p)
-        p.set_defaults(handler=handler)
 
 
 def _add_process_commands(sub: Any) -> None:
-    p = sub.add_parser("worker", help="run a runner against one or more servers")
+    p = _command(sub, "worker", "run a runner against one or more servers", cmd_worker)
     p.add_argument("urls", nargs="*", metavar="URL", help="server URLs (env: STQ_SERVER)")
     p.add_argument("--labels", metavar="a,b", help="labels this runner has")
     p.add_argument("--name", help="runner name (default: host-pid)")
-    p.add_argument("--exit-when-idle", type=_number(float, 0), metavar="SECONDS")
-    p.set_defaults(handler=cmd_worker)
+    p.add_argument(
+        "--exit-when-idle",
+        type=_number(float, 0),
+        metavar="SECONDS",
+        help="exit after this many seconds with nothing to run (default: never)",
+    )
 
-    p = sub.add_parser("server", help="run the API server under gunicorn")
-    p.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT")
+    p = _command(sub, "server", "run the API server under gunicorn", cmd_server)
+    p.add_argument(
+        "--bind",
+        default=DEFAULT_BIND,
+        metavar="HOST:PORT",
+        help="address to listen on (default %(default)s; beyond loopback it needs "
+        "STQ_TOKEN or --insecure)",
+    )
     p.add_argument("--db", metavar="PATH_OR_URL", help="store (env: STQ_DB, default stq.db)")
     p.add_argument(
         "--workers",
@@ -340,10 +372,9 @@ def _add_process_commands(sub: Any) -> None:
         help="gunicorn worker processes (default: 2 per CPU, at most 8; here %(default)s)",
     )
     p.add_argument("--insecure", action="store_true", help="allow a public bind with no token")
-    p.set_defaults(handler=cmd_server)
 
-    p = sub.add_parser("run", help="run a workflow start to end on this machine")
-    p.add_argument("file", metavar="FILE")
+    p = _command(sub, "run", "run a workflow start to end on this machine", cmd_run)
+    p.add_argument("file", metavar="FILE", help="the workflow file (YAML)")
     p.add_argument(
         "-j",
         "--jobs",
@@ -353,7 +384,6 @@ def _add_process_commands(sub: Any) -> None:
         help=f"local runners, 1 to {MAX_JOBS} (default: one per CPU, here %(default)s)",
     )
     p.add_argument("--db", metavar="PATH", help="SQLite file to keep (default: a temp file)")
-    p.set_defaults(handler=cmd_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,9 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="check workflow files offline")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.set_defaults(handler=cmd_validate)
+    p = _command(sub, "validate", "check workflow files offline", cmd_validate)
+    p.add_argument("files", nargs="+", metavar="FILE", help="workflow files (YAML) to check")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only problems, no line per valid file"
+    )
 
     _add_client_commands(sub)
     _add_process_commands(sub)
@@ -394,6 +426,18 @@ def _skip_unlogged_record_fields() -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+def _lowercase_start(message: str) -> str:
+    """'No task with id ...' -> 'no task with id ...': every line of ``stq`` starts lowercase.
+
+    The server's messages are sentences; only a capitalised first word is
+    lowered, so a name such as ``STQ_TOKEN`` or a URL stays as it is.
+    """
+    first = message.split(" ", 1)[0]
+    if first[:1].isupper() and first[1:].islower():
+        return message[0].lower() + message[1:]
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -418,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StqError as ex:
         if verbose:
             traceback.print_exc()
-        print(f"stq: {ex.message}", file=sys.stderr)
+        print(f"stq: {_lowercase_start(ex.message)}", file=sys.stderr)
         return ex.exit_code
     except KeyboardInterrupt:
         print("stq: interrupted", file=sys.stderr)

@@ -134,12 +134,15 @@ class Client:
         params: Any = None,
         wait: float = 0.0,
         headers: dict[str, str] | None = None,
+        text: str | None = None,
     ) -> http_lite.Response:
         if params:
             path = f"{path}?{urlencode(params)}"
         timeout = wait + READ_SLACK
         try:
-            resp = self.conn.request(method, path, body, read_timeout=timeout, headers=headers)
+            resp = self.conn.request(
+                method, path, body, read_timeout=timeout, headers=headers, text=text
+            )
         except http_lite.ReadTimeout as ex:  # sent: it may have been done, so not "cannot reach"
             raise ServerTimeout(
                 f"{self.url} did not answer {method} {path} within {timeout:g} s: "
@@ -275,9 +278,21 @@ class Client:
         resp = self._call("POST", "/api/v1/attempts/claim", body, wait=wait)
         return None if resp.status_code == 204 or not resp.content else resp.json()
 
-    def heartbeat(self, attempt_id: str) -> bool:
-        """True when the runner must kill the command."""
-        answer = self._json("POST", f"/api/v1/attempts/{_seg(attempt_id)}/heartbeat", {})
+    def heartbeat(self, attempt_id: str, wait: float = 0.0) -> bool:
+        """True when the runner must kill the command.
+
+        ``wait``: let the server hold the answer up to that many seconds, answering
+        at once when the command must stop (a server that cannot hold answers now).
+        """
+        body = {"wait": wait} if wait > 0 else {}
+        path = f"/api/v1/attempts/{_seg(attempt_id)}/heartbeat"
+        answer = self._json("POST", path, body, wait=wait)
+        return bool(answer and answer.get("cancel"))
+
+    def post_output(self, attempt_id: str, text: str, offset: int) -> bool:
+        """Send output from byte ``offset`` on; True when the runner must kill the command."""
+        path = f"/api/v1/attempts/{_seg(attempt_id)}/output"
+        answer = self._json("POST", path, params={"offset": offset}, text=text)
         return bool(answer and answer.get("cancel"))
 
     def result(self, attempt_id: str, report: dict[str, Any]) -> dict[str, Any]:

@@ -238,8 +238,10 @@ class Connection:
         body: Any = None,
         read_timeout: float = 30.0,
         headers: dict[str, str] | None = None,
+        text: str | None = None,
     ) -> Response:
-        """One exchange: ``body`` goes out as JSON; the answer comes back whole.
+        """One exchange: ``body`` goes out as JSON (or ``text`` as text/plain); the answer
+        comes back whole.
 
         ``headers`` are this request's own, beside the connection's fixed ones.
         """
@@ -251,7 +253,11 @@ class Connection:
         wire = f"{method} {target} HTTP/1.1\r\n".encode("ascii") + self._fixed
         if headers:
             wire += _head_lines(headers)
-        if body is not None:
+        if text is not None:
+            data = text.encode("utf-8", errors="replace")
+            length = b"Content-Length: %d\r\n\r\n" % len(data)
+            wire += b"Content-Type: text/plain; charset=utf-8\r\n" + length + data
+        elif body is not None:
             data = json.dumps(body).encode()
             length = b"Content-Length: %d\r\n\r\n" % len(data)
             wire += b"Content-Type: application/json\r\n" + length + data

@@ -5,7 +5,8 @@ with a SQLite file in a temporary directory (or ``--db``), protected by a
 random token, and N ``stq worker`` subprocesses that hold every label used in
 the workflow, so labelled tasks run here too. Everything it starts lives in
 its own process group and is stopped in every exit path (completion, failure,
-Ctrl-C, SIGTERM, an error), so nothing is left behind.
+Ctrl-C, SIGTERM, an error), so nothing is left behind; and each is tethered
+to it (``stq.tether``), so even a SIGKILL of ``stq run`` leaves nothing either.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from stq.errors import EXIT_FAILED, EXIT_OK, ServerUnreachable
 from stq.model import WorkflowSpec
 from stq.progress import Progress, summary
 from stq.server import gunicorn_argv
+from stq.tether import Tether, tethered
 
 log = logging.getLogger("stq.run")
 STARTUP_TIMEOUT = 20.0
@@ -80,11 +82,13 @@ def _run(
 ) -> int:
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stq-run-")))
     token = secrets.token_urlsafe(24)
+    tether = Tether()
+    stack.callback(tether.close)  # last: every child is stopped by then
     env = {**os.environ, "STQ_TOKEN": token, "STQ_DB": db or str(tmp / "stq.db")}
     logs = tmp / "stq.log" if not verbose else None
-    url, server = _start_server(stack, env, logs)
+    url, server = _start_server(stack, tether, env, logs)
     # Runners start while gunicorn boots: their imports overlap its own.
-    _start_runners(stack, stop, url, env, jobs, workflow_labels(spec), logs)
+    _start_runners(stack, stop, tether, url, env, jobs, workflow_labels(spec), logs)
     client = Client(url, token)
     stack.callback(client.close)
     wf_id = None
@@ -152,12 +156,16 @@ class _StopSignals:
             self._armed = False
 
 
-def _spawn(argv: Sequence[str], env: dict[str, str], logs: Path | None) -> subprocess.Popen:
+def _spawn(
+    argv: Sequence[str], tether: Tether, env: dict[str, str], logs: Path | None
+) -> subprocess.Popen:
+    """``python -m MODULE ...`` started tethered to this process, in its own session."""
     sink = open(logs, "ab") if logs else None  # closed right after the fork
     try:
         return subprocess.Popen(
-            list(argv),
-            env=env,
+            tethered(argv),
+            env=tether.env(env),
+            pass_fds=tether.pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=sink if sink else None,
             stderr=subprocess.STDOUT if sink else None,
@@ -191,7 +199,7 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 def _start_server(
-    stack: ExitStack, env: dict[str, str], logs: Path | None
+    stack: ExitStack, tether: Tether, env: dict[str, str], logs: Path | None
 ) -> tuple[str, subprocess.Popen]:
     """gunicorn on a free loopback port (its URL and process), stopped when ``stack`` closes.
 
@@ -200,7 +208,7 @@ def _start_server(
     """
     port = free_port()
     argv = gunicorn_argv(f"127.0.0.1:{port}", workers=SERVER_WORKERS)
-    proc = _spawn(argv, env, logs)
+    proc = _spawn(argv, tether, env, logs)
     # Runners are gone by then and every change is one committed transaction (SPEC
     # section 3), so a graceful stop would only wait out their abandoned long polls.
     stack.callback(_stop, proc, signals=(signal.SIGKILL,), timeout=STOP_TIMEOUT)
@@ -224,6 +232,7 @@ def _wait_healthy(proc: subprocess.Popen, client: Client, logs: Path | None) -> 
 def _start_runners(
     stack: ExitStack,
     stop: _StopSignals,
+    tether: Tether,
     url: str,
     env: dict[str, str],
     jobs: int,
@@ -243,7 +252,7 @@ def _start_runners(
         argv = [sys.executable, "-m", "stq", "worker", url, "--name", f"local-{i + 1}"]
         if labels:
             argv += ["--labels", ",".join(labels)]
-        procs.append(_spawn(argv, env, logs))
+        procs.append(_spawn(argv, tether, env, logs))
 
 
 def _stop_runners(procs: list[subprocess.Popen]) -> None:

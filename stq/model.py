@@ -267,8 +267,24 @@ class Report:
 
     status: AttemptStatus  # COMPLETED or FAILED only
     exit_code: int | None = None
+    #: What the command printed that the runner had not sent yet (all of it, for a
+    #: runner that does not stream), starting at byte ``output_offset`` of its output
+    #: (None: after whatever the server already has).
     output: str = ""
     message: str | None = None
+    output_offset: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSlice:
+    """Part of an attempt's kept output, addressed in bytes of all the command printed."""
+
+    text: str
+    #: The absolute byte ``text`` starts at, and the byte after the last one received.
+    start: int
+    end: int
+    #: The attempt has ended: no more output will come from its runner's command.
+    finished: bool
 
 
 @dataclass(frozen=True, slots=True)

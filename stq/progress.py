@@ -23,11 +23,21 @@ from stq.client import Client
 POLL_INTERVAL = 0.1
 #: Lines of a failed task's output shown in the summary.
 TAIL_LINES = 15
+#: Failed tasks whose last attempt is read to say why they failed. A workflow's task
+#: list does not carry attempts, so each costs one request: past this many, the
+#: REASON column points at ``stq logs`` instead.
+MAX_REASONS_READ = 50
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_ALL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 ORDER = ("completed", "failed", "in_process", "todo")
-SHOWN = {"todo": "To Do", "in_process": "In Process", "completed": "Completed", "failed": "Failed"}
+#: A task state as every table and progress line writes it (one form everywhere).
+SHOWN = {"todo": "to do", "in_process": "in process", "completed": "completed", "failed": "failed"}
+#: The columns after a task's name (and id) in the run summary and in ``stq status ID``.
+TASK_COLUMNS = ("STATE", "ATTEMPTS", "SECONDS", "REASON")
+#: How those tables fit 80 columns: REASON gives way first, down to what the server's
+#: own reasons need ("duration_exceeded"), then the name, then REASON again.
+_GIVE_WAY = ((-1, len("duration_exceeded")), (0, 8), (-1, 8))
 
 
 def safe(text: str, keep_newlines: bool = False) -> str:
@@ -36,13 +46,23 @@ def safe(text: str, keep_newlines: bool = False) -> str:
     return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 80) -> str:
-    """A plain text table no wider than ``width``; the first column gives way first."""
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    width: int = 80,
+    give_way: Sequence[tuple[int, int]] = ((0, 8),),
+) -> str:
+    """A plain text table no wider than ``width``.
+
+    ``give_way`` says which columns are shortened when it is too wide, in
+    order, each down to at most its minimum: by default the first column.
+    """
     cells = [[safe("" if c is None else str(c)) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    excess = sum(widths) + 2 * (len(widths) - 1) - width
-    if excess > 0:
-        widths[0] = max(8, widths[0] - excess)
+    for column, least in give_way:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess > 0:
+            widths[column] = max(least, widths[column] - excess)
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for row in cells:
         fitted = [_fit(c, w) for c, w in zip(row, widths, strict=True)]
@@ -54,10 +74,27 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "~"
 
 
+def terminal(counts: dict[str, int]) -> int:
+    """Tasks that are done, one way or the other: completed and failed."""
+    return counts.get("completed", 0) + counts.get("failed", 0)
+
+
 def counts_line(counts: dict[str, int]) -> str:
+    """'11/11 done: 7 completed, 4 failed': done counts every terminal task."""
     total = sum(counts.values())
-    parts = [f"{counts.get(s, 0)} {SHOWN[s].lower()}" for s in ORDER if counts.get(s)]
-    return f"{counts.get('completed', 0)}/{total} done: " + ", ".join(parts)
+    parts = [f"{counts.get(s, 0)} {SHOWN[s]}" for s in ORDER if counts.get(s)]
+    return f"{terminal(counts)}/{total} done: " + ", ".join(parts)
+
+
+def workflow_state(wf: dict) -> str:
+    """The workflow's state, and that it was cancelled when its tasks say so.
+
+    The API has no cancelled state: a cancel fails every unfinished task with
+    reason ``cancelled``, so a cancelled workflow reads ``failed`` unless its
+    tasks are looked at (only a workflow read with its tasks can say).
+    """
+    cancelled = any(t.get("reason") == "cancelled" for t in wf.get("tasks") or ())
+    return f"{wf['state']} (cancelled)" if wf["state"] == "failed" and cancelled else wf["state"]
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:
@@ -116,8 +153,7 @@ class Progress:
                 self._last = line
             return
         total = max(1, sum(counts.values()))
-        done = counts.get("completed", 0) + counts.get("failed", 0)
-        bar = "#" * (20 * done // total)
+        bar = "#" * (20 * terminal(counts) // total)
         running = [safe(t["name"]) for t in running_tasks]
         text = f"[{bar:<20}] {elapsed:5.1f}s {line}"
         if running:
@@ -130,31 +166,65 @@ class Progress:
 def summary(client: Client, wf: dict, out: TextIO) -> None:
     """The end-of-run table, then the tail of each failed task's last attempt."""
     tasks = wf.get("tasks") or []
-    rows = [
-        (
-            t["name"],
-            SHOWN.get(t["state"], t["state"]),
-            t.get("attempts_used", 0),
-            _secs(seconds_between(t.get("started"), t.get("finished"))),
-            t.get("reason") or "",
-        )
-        for t in tasks
-    ]
-    out.write(table(("TASK", "STATE", "ATTEMPTS", "SECONDS", "REASON"), rows) + "\n")
+    lasts = last_failed_attempts(client, tasks)
+    rows = [(t["name"], *_task_cells(t, lasts)) for t in tasks]
+    out.write(table(("TASK", *TASK_COLUMNS), rows, give_way=_GIVE_WAY) + "\n")
     for t in tasks:
-        if t["state"] == "failed" and t.get("attempts_used"):
-            out.write(failed_tail(client, t))
-    out.write(f"workflow {safe(wf['name'])} ({wf['id']}): {wf['state']}\n")
+        if t["id"] in lasts:
+            out.write(failed_tail(client, t, lasts[t["id"]]))
+    out.write(f"workflow {safe(wf['name'])} ({wf['id']}): {workflow_state(wf)}\n")
     out.flush()
 
 
-def failed_tail(client: Client, task: dict) -> str:
-    """The last lines of the task's last attempt's output, and why it failed."""
-    detail = client.task(task["id"])
-    attempts = detail.get("attempts") or []
-    if not attempts:
+def last_failed_attempts(
+    client: Client, tasks: Sequence[dict], limit: int = MAX_REASONS_READ
+) -> dict[str, dict]:
+    """The last attempt of each failed task that ran, by task id.
+
+    A workflow's task list carries no attempts, so the reason and exit code
+    an attempt ended with, and the attempt whose output the summary shows,
+    cost one read of its task: the first ``limit`` such tasks are read.
+    """
+    failed = [t for t in tasks if t["state"] == "failed" and t.get("attempts_used")]
+    lasts = {}
+    for task in failed[:limit]:
+        attempts = client.task(task["id"]).get("attempts") or []
+        if attempts:
+            lasts[task["id"]] = attempts[-1]
+    return lasts
+
+
+def reason_text(task: dict, last: dict | None) -> str:
+    """Why a task ended as it did: its own reason, else its last attempt's, else its exit code.
+
+    ``last`` is None for a failed task whose attempts were not read (past
+    ``MAX_REASONS_READ``): the column then says where to look.
+    """
+    if task.get("reason"):
+        return str(task["reason"])
+    if task["state"] != "failed":
         return ""
-    last = attempts[-1]
+    if last is None:
+        return "see stq logs"
+    if last.get("reason"):
+        return str(last["reason"])
+    if last.get("exit_code") is not None:
+        return f"exit code {last['exit_code']}"
+    return str(last.get("status") or "")
+
+
+def _task_cells(task: dict, lasts: dict[str, dict]) -> tuple[str, Any, str, str]:
+    """The ``TASK_COLUMNS`` cells of one task, the same in every task table."""
+    return (
+        SHOWN.get(task["state"], task["state"]),
+        task.get("attempts_used", 0),
+        _secs(seconds_between(task.get("started"), task.get("finished"))),
+        reason_text(task, lasts.get(task["id"])),
+    )
+
+
+def failed_tail(client: Client, task: dict, last: dict) -> str:
+    """The last lines of the task's last attempt (``last``) output, and why it failed."""
     text = client.output(last["id"])
     lines = text.splitlines()[-TAIL_LINES:]
     head = f"\n--- {safe(task['name'])}: attempt {last['number']} {last['status']}"
@@ -187,24 +257,24 @@ def workflow_table(workflows: Sequence[dict]) -> str:
     return table(("NAME", "ID", "STATE", "DONE", "CREATED"), rows)
 
 
-def task_table(wf: dict) -> str:
-    """``stq status ID``: one workflow's tasks with state, attempts and timings."""
-    rows = [
-        (
-            t["name"],
-            t["id"],
-            SHOWN.get(t["state"], t["state"]) + (f" ({t['reason']})" if t.get("reason") else ""),
-            t.get("attempts_used", 0),
-            _secs(seconds_between(t.get("started"), t.get("finished"))),
-        )
-        for t in wf.get("tasks") or []
-    ]
-    head = f"workflow {safe(wf['name'])} ({wf['id']}): {wf['state']}, {counts_line(wf['counts'])}"
-    return head + "\n" + table(("TASK", "TASK ID", "STATE", "TRIES", "SECONDS"), rows)
+def task_table(wf: dict, lasts: dict[str, dict]) -> str:
+    """``stq status ID``: one workflow's tasks with state, attempts, timings and reasons.
+
+    ``lasts`` is ``last_failed_attempts`` of its tasks: what the REASON column
+    says of a task failed by its own attempt.
+    """
+    rows = [(t["name"], t["id"], *_task_cells(t, lasts)) for t in wf.get("tasks") or []]
+    head = (
+        f"workflow {safe(wf['name'])} ({wf['id']}): {workflow_state(wf)}, "
+        f"{counts_line(wf['counts'])}"
+    )
+    return head + "\n" + table(("TASK", "TASK ID", *TASK_COLUMNS), rows, give_way=_GIVE_WAY)
 
 
 def _done(counts: dict[str, int]) -> str:
-    return f"{counts.get('completed', 0)}/{sum(counts.values())}"
+    """'11/11 (4 failed)': terminal tasks of all, and how many of them failed."""
+    failed = counts.get("failed", 0)
+    return f"{terminal(counts)}/{sum(counts.values())}" + (f" ({failed} failed)" if failed else "")
 
 
 def _short_time(stamp: str | None) -> str:

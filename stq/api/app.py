@@ -18,6 +18,7 @@ import falcon
 from stq.api import attempts, errors, health, openapi, runners, static, tasks, workflows
 from stq.api.claim_desk import SEE_EVERY, ClaimDesk
 from stq.api.guards import Guard
+from stq.api.held_beats import HeldBeats
 from stq.errors import StoreUnavailable, StqError
 from stq.settings import Settings
 from stq.store.base import Store
@@ -68,6 +69,7 @@ class Context:
     #: Bumped after each successful write request handled by this process.
     local_changes: int = 0
     desk: ClaimDesk = field(init=False)
+    held_beats: HeldBeats = field(init=False)
 
     def __post_init__(self) -> None:
         claimer = attempts.Claimer(self)
@@ -78,6 +80,9 @@ class Context:
             see=lambda runners: self.store.see_runners(runners),
             # A runner waiting in a long poll must never read as gone.
             see_every=min(SEE_EVERY, self.settings.heartbeat_timeout / 3),
+        )
+        self.held_beats = HeldBeats(
+            stopping=lambda ids: self.store.stopping(ids), marker=self.marker
         )
 
     @property
@@ -94,7 +99,7 @@ class Context:
 
 
 #: Writes that never make a task claimable.
-_QUIET = ("/claim", "/heartbeat")
+_QUIET = ("/claim", "/heartbeat", "/output")
 
 
 class LocalChanges:

@@ -97,8 +97,14 @@ class HeartbeatResource:
         self.ctx = ctx
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, attempt_id: str) -> None:
-        bodies.parse(req, bodies.HEARTBEAT, empty={})
-        resp.media = {"cancel": bool(self.ctx.store.heartbeat(attempt_id))}
+        """Record the beat; with ``wait``, answer when the command must stop or the wait
+        (at most the heartbeat interval) ends, whichever comes first."""
+        body = bodies.parse(req, bodies.HEARTBEAT, empty={})
+        cancel = bool(self.ctx.store.heartbeat(attempt_id))
+        wait = min(float(body.get("wait", 0)), self.ctx.settings.heartbeat_interval)
+        if not cancel and wait > 0 and req.env.get("wsgi.multithread"):
+            cancel = self.ctx.held_beats.hold(attempt_id, wait)
+        resp.media = {"cancel": cancel}
 
 
 class ResultResource:
@@ -116,6 +122,7 @@ class ResultResource:
             exit_code=body.get("exit_code"),
             output=body.get("output") or "",  # the store keeps the last MiB
             message=body.get("message"),
+            output_offset=body.get("output_offset"),
         )
         if "next" not in body:
             resp.media = render.result_ack(self.ctx.store.report_result(attempt_id, report))
@@ -134,10 +141,26 @@ class OutputResource:
         self.ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, attempt_id: str) -> None:
+        """The kept output from byte ``offset`` (default 0) on, and where it sits."""
+        got = self.ctx.store.output_from(attempt_id, _offset(req) or 0)
         resp.content_type = "text/plain; charset=utf-8"
         # Output is anyone's bytes (HTML too): a browser must never sniff it into a page.
         resp.set_header("X-Content-Type-Options", "nosniff")
-        resp.text = self.ctx.store.read_output(attempt_id)
+        resp.set_header("STQ-Attempt-Finished", "true" if got.finished else "false")
+        resp.set_header("STQ-Output-Start", str(got.start))
+        resp.set_header("STQ-Output-End", str(got.end))
+        resp.text = got.text
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, attempt_id: str) -> None:
+        """A runner's output so far, from byte ``offset``; answers whether to stop."""
+        text = bodies.parse_text(req)
+        cancel = self.ctx.store.append_output(attempt_id, text, _offset(req))
+        resp.media = {"cancel": cancel}
+
+
+def _offset(req: falcon.Request) -> int | None:
+    """The ``offset`` query parameter: a byte offset, 0 or more; 400 otherwise."""
+    return req.get_param_as_int("offset", min_value=0)
 
 
 def routes(ctx: Context) -> list[tuple[str, object]]:

@@ -55,6 +55,13 @@ RESULT = {
         "exit_code": {"type": ["integer", "null"], "minimum": -(2**63), "maximum": 2**63 - 1},
         "output": {"type": "string", "description": "stdout and stderr; the last 1 MiB is kept."},
         "message": {"type": ["string", "null"]},
+        "output_offset": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "STQ extension: the byte of the command's output `output` starts "
+            "at (a streaming runner sends only what it had not sent yet); bytes the "
+            "server already has are not stored twice.",
+        },
         "next": NEXT,
     },
     "required": ["status"],
@@ -64,7 +71,15 @@ RESULT = {
 HEARTBEAT = {
     "type": "object",
     "description": "An empty object (or no body at all).",
-    "properties": {"runner": _NAME},
+    "properties": {
+        "runner": _NAME,
+        "wait": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Hold the answer up to this many seconds (at most the heartbeat "
+            "interval), answering at once if the command must stop.",
+        },
+    },
     "additionalProperties": False,
 }
 
@@ -93,6 +108,11 @@ class _Marked(dict):  # type: ignore[type-arg]
     """An object of the second, slow parse: remembers its first repeated key."""
 
     duplicate: str | None = None
+
+
+def parse_text(req: falcon.Request) -> str:
+    """A text/plain body (a command's output: any bytes, read as UTF-8 leniently)."""
+    return read_body(req).decode("utf-8", errors="replace")
 
 
 def parse_json(req: falcon.Request, empty: Any = None) -> Any:

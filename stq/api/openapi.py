@@ -159,6 +159,7 @@ ERRORS = {
     "404": "Unknown id",
     "409": "Conflicts with the current state",
     "413": "Body over 16 MiB",
+    "415": "A body that is not application/json (text/plain for output posts)",
     "422": "The workflow document is invalid; details carry path and message",
     "503": "The store does not answer",
 }
@@ -249,7 +250,15 @@ def _task_paths() -> dict[str, Any]:
 
 def _attempt_paths() -> dict[str, Any]:
     aid = [_id("attempt_id")]
-    text = {"description": "The output", "content": {"text/plain": {"schema": _STR}}}
+    where = {name: {"description": text, "schema": _STR} for name, text in (
+        ("STQ-Attempt-Finished", "`true` once the attempt ended"),
+        ("STQ-Output-Start", "The first byte still kept (the last 1 MiB is)"),
+        ("STQ-Output-End", "The byte after the last one received"),
+    )}  # fmt: skip
+    text = {"description": "The output", "headers": where,
+            "content": {"text/plain": {"schema": _STR}}}  # fmt: skip
+    offset = _param("offset", "query", {"type": "integer", "minimum": 0},
+                    "An absolute byte offset in all the command printed")  # fmt: skip
     cancel = _obj({"cancel": {"type": "boolean"}})
     return {
         "/api/v1/attempts/claim": {"post": _op(
@@ -263,8 +272,15 @@ def _attempt_paths() -> dict[str, Any]:
         "/api/v1/attempts/{attempt_id}/result": {"post": _op(
             "Report how the attempt ended", {"200": _resp("Recorded", _ref("ResultAck"))},
             "400 401 404 409 413", parameters=aid, requestBody=_body(bodies.RESULT))},
-        "/api/v1/attempts/{attempt_id}/output": {"get": _op(
-            "The attempt's captured output", {"200": text}, "401 404", parameters=aid)},
+        "/api/v1/attempts/{attempt_id}/output": {
+            "get": _op("The attempt's kept output from byte `offset` on", {"200": text},
+                       "400 401 404", parameters=[*aid, offset]),
+            "post": _op("Output the command printed, from byte `offset` (runners)",
+                        {"200": _resp("Whether to cancel", cancel)}, "400 401 404 409 413 415",
+                        parameters=[*aid, offset],
+                        requestBody={"required": True,
+                                     "content": {"text/plain": {"schema": _STR}}}),
+        },
     }  # fmt: skip
 
 

@@ -1,15 +1,18 @@
 """The dependency graph: unknown names, self dependencies and cycles.
 
 Runs on the raw document (so it can report next to schema problems), looking
-only at ``depends_on`` lists of strings. Cycle search is an iterative
-depth-first search in file order, linear in tasks plus edges, so a
-100,000-long chain cannot overflow a stack. Each back edge closes one cycle,
-reported at that ``depends_on`` entry as ``a -> b -> c -> a`` where ``x -> y``
-reads "x depends on y".
+only at ``depends_on`` lists of strings. Cycles are found by their strongly
+connected components (an iterative search, linear in tasks plus edges, so a
+100,000-long chain cannot overflow a stack). One mistaken ``depends_on``
+entry can close many cycles; it is reported once, at that entry: the edge
+that goes against the order the rest of the file is written in (see
+``_closing_edges``), naming a shortest cycle through it as ``a -> b -> c -> a``
+where ``x -> y`` reads "x depends on y".
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from stq.errors import Problem
@@ -17,8 +20,8 @@ from stq.loader.locate import Locator, readable
 
 #: Cycles named one by one; past this, one line says how many more there are.
 MAX_CYCLES_REPORTED = 100
-
-_NEW, _OPEN, _DONE = 0, 1, 2
+#: Edges the search for the cycles' names may look at, per task and edge of the graph.
+CYCLE_SEARCH_BUDGET = 4
 
 
 def _edges(tasks: dict[str, Any]) -> dict[str, list[str]]:
@@ -31,7 +34,7 @@ def _edges(tasks: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def graph_problems(tasks: dict[str, Any], where: Locator) -> list[Problem]:
-    """Unknown and self dependencies, then every cycle the search closes."""
+    """Unknown and self dependencies, then the edges that close cycles."""
     edges = _edges(tasks)
     problems: list[Problem] = []
     for name, deps in edges.items():
@@ -43,7 +46,10 @@ def graph_problems(tasks: dict[str, Any], where: Locator) -> list[Problem]:
         }
     if _in_file_order(edges):
         return problems  # every dependency is written before its task: no cycle possible
-    return problems + _cycle_problems(edges, tasks, where)
+    tangled = _tangled(edges)
+    if not tangled:
+        return problems
+    return problems + _cycle_problems(edges, tangled, tasks, where)
 
 
 def _bad_names(
@@ -72,46 +78,147 @@ def _in_file_order(edges: dict[str, list[str]]) -> bool:
     )
 
 
+def _tangled(edges: dict[str, list[str]]) -> set[str]:
+    """The tasks on a cycle or depending on one: those no order of the tasks can place.
+
+    Kahn's algorithm, one pass over the edges: cheaper than the components,
+    so a file with no cycle costs only this, and the search for cycles
+    looks at what is left.
+    """
+    waiting = {name: len(deps) for name, deps in edges.items()}
+    dependents: dict[str, list[str]] = {name: [] for name in edges}
+    for name, deps in edges.items():
+        for dep in deps:
+            dependents[dep].append(name)
+    placed = [name for name, count in waiting.items() if not count]
+    for name in placed:  # the list grows while it is read
+        for dependent in dependents[name]:
+            waiting[dependent] -= 1
+            if not waiting[dependent]:
+                placed.append(dependent)
+    return {name for name, count in waiting.items() if count}
+
+
 def _cycle_problems(
-    edges: dict[str, list[str]], tasks: dict[str, Any], where: Locator
+    edges: dict[str, list[str]], tangled: set[str], tasks: dict[str, Any], where: Locator
 ) -> list[Problem]:
-    cycles = _find_cycles(edges)
+    """One problem per closing edge, at its ``depends_on`` entry, naming a cycle it closes."""
+    knot = {name: [d for d in edges[name] if d in tangled] for name in edges if name in tangled}
+    component = _components(knot)
+    closers = _closing_edges(edges, knot, component)
+    budget = CYCLE_SEARCH_BUDGET * sum(len(deps) + 1 for deps in knot.values())
     problems = []
-    for closer, target, cycle in cycles[:MAX_CYCLES_REPORTED]:
-        index = tasks[closer]["depends_on"].index(target)
-        path = ["tasks", closer, "depends_on", index]
+    for task, dep in closers[:MAX_CYCLES_REPORTED]:
+        cycle, cost = _cycle_through(knot, component, task, dep, budget)
+        budget -= cost
+        if cycle is None:
+            break
+        path = ["tasks", task, "depends_on", tasks[task]["depends_on"].index(dep)]
         problems.append(
             where.problem(path, "dependency cycle: " + " -> ".join(map(readable, cycle)))
         )
-    if len(cycles) > MAX_CYCLES_REPORTED:
-        more = len(cycles) - MAX_CYCLES_REPORTED
+    if len(closers) > len(problems):
+        more = len(closers) - len(problems)
         problems.append(where.problem(["tasks"], f"{more} more dependency cycles not shown"))
     return problems
 
 
-def _find_cycles(edges: dict[str, list[str]]) -> list[tuple[str, str, list[str]]]:
-    """``(task, dependency, cycle)`` for each back edge of an iterative DFS."""
-    state = dict.fromkeys(edges, _NEW)
-    depth: dict[str, int] = {}
-    cycles = []
-    for start in edges:
-        if state[start] != _NEW:
+def _components(edges: dict[str, list[str]]) -> dict[str, int]:
+    """Each task's strongly connected component (Tarjan's, iterative).
+
+    Two tasks share one exactly when a cycle passes through both, so an edge
+    inside a component is on a cycle and one between components never is.
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    component: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    for root in edges:
+        if root in index:
             continue
-        path = [start]
-        stack = [(start, iter(edges[start]))]
-        state[start], depth[start] = _OPEN, 0
-        while stack:
-            node, children = stack[-1]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(edges[root]))]
+        while work:
+            node, children = work[-1]
             child = next(children, None)
-            if child is None:
-                stack.pop()
-                path.pop()
-                state[node] = _DONE
-            elif state[child] == _OPEN:
-                shown = len(cycles) < MAX_CYCLES_REPORTED
-                cycles.append((node, child, [*path[depth[child] :], child] if shown else []))
-            elif state[child] == _NEW:
-                state[child], depth[child] = _OPEN, len(path)
-                path.append(child)
-                stack.append((child, iter(edges[child])))
-    return cycles
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component[member] = index[node]
+                    if member == node:
+                        break
+    return component
+
+
+def _closing_edges(
+    edges: dict[str, list[str]], knot: dict[str, list[str]], component: dict[str, int]
+) -> list[tuple[str, str]]:
+    """``(task, dependency)`` edges of ``knot`` on a cycle that go against the file's order.
+
+    Most files write a task's dependencies before it (some all after it): the
+    direction most edges take is the file's order, the first edge's in a tie.
+    Every cycle has an edge against it, and the line a person adds by mistake
+    is usually that one, so each is reported where it is written: one problem
+    for one mistake, however many cycles it makes. Removing them all leaves
+    no cycle, since what is left follows the file's order.
+    """
+    position = {name: i for i, name in enumerate(edges)}
+    pairs = [(task, dep) for task, deps in edges.items() for dep in deps]
+    later = sum(position[dep] > position[task] for task, dep in pairs)
+    earlier = len(pairs) - later
+    first_later = position[pairs[0][1]] > position[pairs[0][0]]
+    deps_first = earlier > later or (earlier == later and not first_later)
+    closers = {
+        (task, dep): None
+        for task, deps in knot.items()
+        for dep in deps
+        if component[task] == component[dep] and (position[dep] > position[task]) == deps_first
+    }
+    return list(closers)
+
+
+def _cycle_through(
+    edges: dict[str, list[str]], component: dict[str, int], task: str, dep: str, budget: int
+) -> tuple[list[str] | None, int]:
+    """A shortest cycle ``dep -> ... -> task -> dep`` and the edges looked at to find it.
+
+    A breadth-first search from ``dep`` back to ``task``, inside their
+    component; None when it would look at more than ``budget`` edges, which
+    bounds the time a hostile document can cost to a few passes over it.
+    """
+    parent: dict[str, str | None] = {dep: None}
+    queue = deque([dep])
+    own = component[task]
+    cost = 0
+    while task not in parent:
+        node = queue.popleft()
+        cost += len(edges[node])
+        if cost > budget:
+            return None, cost
+        for child in edges[node]:
+            if child not in parent and component[child] == own:
+                parent[child] = node
+                queue.append(child)
+    cycle: list[str] = []
+    step: str | None = task
+    while step is not None:
+        cycle.append(step)
+        step = parent[step]
+    return [*reversed(cycle), dep], cost

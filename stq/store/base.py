@@ -23,6 +23,7 @@ from stq.model import (
     Claim,
     Metrics,
     Offer,
+    OutputSlice,
     Report,
     ResultAck,
     Runner,
@@ -165,6 +166,27 @@ class Store(Protocol):
 
     def get_task(self, task_id: str) -> Task:
         """One task with its attempts, oldest first."""
+        ...
+
+    def stopping(self, attempt_ids: Collection[str]) -> dict[str, bool]:
+        """Of these attempts, those whose runner should hear now: the attempt ended, or
+        its command must stop (as ``heartbeat`` answers); each with whether it must stop.
+
+        What held heartbeats ask, for all of a process's at once.
+        """
+        ...
+
+    def append_output(self, attempt_id: str, text: str, offset: int | None) -> bool:
+        """Add what the attempt's command printed, from byte ``offset`` (None: at the end);
+        whether its runner must stop the command (as ``heartbeat`` answers).
+
+        Kept whatever the attempt's state. Bytes already stored are skipped; an
+        ``offset`` beyond them raises ``Conflict`` (a gap).
+        """
+        ...
+
+    def output_from(self, attempt_id: str, offset: int = 0) -> OutputSlice:
+        """The kept output from absolute byte ``offset`` on, and whether the attempt ended."""
         ...
 
     def read_output(self, attempt_id: str) -> str:

@@ -20,12 +20,13 @@ from stq.errors import StqError
 #: The schema version this code writes (SQLite: PRAGMA user_version; PostgreSQL:
 #: stq_schema.version). Version 1 is each dialect's own file; every later
 #: version is a file of statements both dialects run, applied in order.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS = {
     2: "2-workflow-count.sql",
     3: "3-claimed-after.sql",
     4: "4-submission.sql",
     5: "5-runner.sql",
+    6: "6-output-offsets.sql",
 }
 
 

@@ -23,7 +23,7 @@ from stq.model import (
     TaskState,
     WorkflowSpec,
 )
-from stq.store import records, rules, transitions
+from stq.store import output, records, rules, transitions
 from stq.store.transitions import Tx
 
 ATTEMPT_FOR_REPORT = """
@@ -33,34 +33,46 @@ SELECT a.status, a.reason, a.ack_attempt, a.ack_task, a.task_id, t.workflow_id, 
 """
 
 
-def report(tx: Tx, attempt_id: int, result: Report) -> tuple[ResultAck, bool]:
-    """Apply one result inside the open transaction; the answer, and whether it is a repeat.
+class Outcome(NamedTuple):
+    """What one result did: the answer, whether it repeated an earlier one, and why it
+    was refused (its workflow was cancelled: nothing but its output was kept)."""
+
+    ack: ResultAck | None
+    repeat: bool = False
+    refused: str | None = None
+
+    def answer(self) -> ResultAck:
+        """The answer to give, after the transaction committed; ``Conflict`` if refused."""
+        if self.refused is not None or self.ack is None:
+            raise Conflict(self.refused or "result not recorded")
+        return self.ack
+
+
+def report(tx: Tx, attempt_id: int, result: Report) -> Outcome:
+    """Apply one result inside the open transaction.
 
     One query reads everything the rules need, and the answer is worked out
     here and stored with the attempt's own update rather than read back: a
-    result costs a few statements, each one round trip on PostgreSQL.
+    result costs a few statements, each one round trip on PostgreSQL. A
+    refused result still leaves its output on the attempt (nothing a command
+    printed is dropped), so it is not an exception here: the caller raises
+    once the output is committed.
     """
     row = tx.one(ATTEMPT_FOR_REPORT.format(for_update=tx.dialect.for_update), (attempt_id,))
     if row is None:
         raise records.not_found("a", attempt_id)
     status, reason, ack_attempt, ack_task, task_id, workflow_id, task_state, task_reason = row[:8]
     if ack_attempt is not None:
-        return ResultAck(AttemptStatus(ack_attempt), TaskState(ack_task)), True
+        return Outcome(ResultAck(AttemptStatus(ack_attempt), TaskState(ack_task)), repeat=True)
+    if result.output:
+        output.append(tx, attempt_id, result.output, result.output_offset, gap_ok=True)
     if reason == AttemptReason.CANCELLED or task_reason == TaskReason.CANCELLED:
-        raise Conflict(
-            f"{records.make_id('a', attempt_id)}: its workflow was cancelled; result not recorded"
-        )
+        message = "its workflow was cancelled; the result was not recorded (its output was)"
+        return Outcome(None, refused=f"{records.make_id('a', attempt_id)}: {message}")
     task = _Task(task_id, workflow_id, TaskState(task_state), bool(row[8]))
     if AttemptStatus(result.status) == AttemptStatus.COMPLETED:
-        ack = _completed(tx, attempt_id, task, result)
-    else:
-        ack = _failed(tx, attempt_id, task, AttemptStatus(status), result)
-    if result.output:  # no row for no output: reading it gives '' all the same
-        tx.run(
-            "INSERT INTO output (attempt_id, text) VALUES (?, ?)",
-            (attempt_id, tx.dialect.clean_text(rules.keep_tail(result.output))),
-        )
-    return ack, False
+        return Outcome(_completed(tx, attempt_id, task, result))
+    return Outcome(_failed(tx, attempt_id, task, AttemptStatus(status), result))
 
 
 class _Task(NamedTuple):

@@ -36,6 +36,7 @@ from stq.model import (
     Claim,
     Metrics,
     Offer,
+    OutputSlice,
     Report,
     ResultAck,
     Runner,
@@ -45,7 +46,16 @@ from stq.model import (
     WorkflowSpec,
     WorkflowState,
 )
-from stq.store import claim, records, reports, rules, runners, submission, transitions
+from stq.store import (
+    claim,
+    output,
+    records,
+    reports,
+    rules,
+    runners,
+    submission,
+    transitions,
+)
 from stq.store.base import Idempotency, Submission
 from stq.store.dialect import Dialect
 from stq.store.pool import ConnectionPool
@@ -370,11 +380,7 @@ class SqlStore:
         aid = parse_id("a", attempt_id)
 
         def beat(tx: Tx) -> bool:
-            row = tx.one(
-                "SELECT a.status, a.reason, t.state, a.runner FROM attempt a "
-                "JOIN task t ON t.id = a.task_id WHERE a.id = ?",
-                (aid,),
-            )
+            row = tx.one(ATTEMPT_CANCEL_FACTS, (aid,))
             if row is None:
                 raise records.not_found("a", aid)
             status, reason, task_state, runner = row
@@ -384,27 +390,28 @@ class SqlStore:
                     (tx.now, aid),
                 )
                 runners.beat(tx, runner)
-            # A cancelled attempt stays cancelled after a retry puts its task back to
-            # todo: its command must still stop, or it runs beside the next attempt.
-            return TaskState(task_state).terminal or reason == AttemptReason.CANCELLED
+            return _cancel_asked(reason, task_state)
 
         return self._write(beat)
 
     def report_result(self, attempt_id: str, report: Report) -> ResultAck:
         aid = parse_id("a", attempt_id)
-        return self._write(lambda tx: reports.report(tx, aid, report)[0])
+        return self._write(lambda tx: reports.report(tx, aid, report)).answer()
 
     def report_and_claim(
         self, attempt_id: str, report: Report, runner: str, labels: Collection[str]
     ) -> tuple[ResultAck, Claim | None]:
         aid = parse_id("a", attempt_id)
 
-        def report_then_claim(tx: Tx) -> tuple[ResultAck, Claim | None]:
-            ack, repeat = reports.report(tx, aid, report)
-            again = claim.claimed_after(tx, aid, runner) if repeat else None
-            return ack, again or claim.take(tx, runner, labels, after=aid)
+        def report_then_claim(tx: Tx) -> tuple[reports.Outcome, Claim | None]:
+            outcome = reports.report(tx, aid, report)
+            if outcome.refused is not None:
+                return outcome, None  # a refused result claims nothing
+            again = claim.claimed_after(tx, aid, runner) if outcome.repeat else None
+            return outcome, again or claim.take(tx, runner, labels, after=aid)
 
-        return self._write(report_then_claim)
+        outcome, claimed = self._write(report_then_claim)
+        return outcome.answer(), claimed
 
     def cancel_workflow(self, workflow_id: str) -> Workflow:
         return self._change_workflow(workflow_id, transitions.cancel)
@@ -497,6 +504,44 @@ class SqlStore:
                 records.attempt_from_row(a) for a in tx.all(SELECT_TASK_ATTEMPTS, (tid,))
             )
             return next(iter(self._waits(tx).tasks([row], attempts)))
+
+    def stopping(self, attempt_ids: Collection[str]) -> dict[str, bool]:
+        ids = [parse_id("a", a) for a in attempt_ids]
+        found: dict[str, bool] = {}
+        with self._read() as tx:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = tx.all(f"{ATTEMPTS_CANCEL_FACTS} ({marks})", chunk)
+                for aid, status, reason, task_state in rows:
+                    # An attempt its own result completed has no command left to stop.
+                    done = status == AttemptStatus.COMPLETED.value
+                    cancel = not done and _cancel_asked(reason, task_state)
+                    if cancel or status != AttemptStatus.RUNNING.value:
+                        found[records.make_id("a", aid)] = cancel
+        return found
+
+    def append_output(self, attempt_id: str, text: str, offset: int | None) -> bool:
+        aid = parse_id("a", attempt_id)
+
+        def add(tx: Tx) -> bool:
+            row = tx.one(ATTEMPT_CANCEL_FACTS, (aid,))
+            if row is None:
+                raise records.not_found("a", aid)
+            output.append(tx, aid, text, offset)
+            return _cancel_asked(row[1], row[2])
+
+        return self._write(add)
+
+    def output_from(self, attempt_id: str, offset: int = 0) -> OutputSlice:
+        aid = parse_id("a", attempt_id)
+        with self._read() as tx:
+            row = tx.one("SELECT status FROM attempt WHERE id = ?", (aid,))
+            if row is None:
+                raise records.not_found("a", aid)
+            kept = output.read_from(output.kept(tx, aid), offset)
+            finished = row[0] != AttemptStatus.RUNNING.value
+            return OutputSlice(kept.text, kept.start, kept.end, finished)
 
     def read_output(self, attempt_id: str) -> str:
         aid = parse_id("a", attempt_id)
@@ -599,6 +644,28 @@ def _require_workflow(tx: Tx, wid: int) -> WorkflowState:
     if row is None:
         raise records.not_found("w", wid)
     return WorkflowState(row[0])
+
+
+#: What tells whether an attempt's runner must stop its command, and who that runner is.
+ATTEMPT_CANCEL_FACTS = (
+    "SELECT a.status, a.reason, t.state, a.runner FROM attempt a "
+    "JOIN task t ON t.id = a.task_id WHERE a.id = ?"
+)
+
+
+#: The same facts for many attempts (``... IN (ids)`` follows).
+ATTEMPTS_CANCEL_FACTS = (
+    "SELECT a.id, a.status, a.reason, t.state FROM attempt a "
+    "JOIN task t ON t.id = a.task_id WHERE a.id IN"
+)
+
+
+def _cancel_asked(attempt_reason: str | None, task_state: str) -> bool:
+    """Whether the attempt's command must stop: its task ended (another attempt finished
+    it, or a cancel failed it), or the attempt itself was cancelled. A cancelled attempt
+    stays cancelled after a retry puts its task back to todo: its command must still
+    stop, or it would run beside the next attempt."""
+    return TaskState(task_state).terminal or attempt_reason == AttemptReason.CANCELLED
 
 
 def _load_workflow(tx: Tx, wid: int, waits: Waits | None) -> Workflow:

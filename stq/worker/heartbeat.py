@@ -1,35 +1,61 @@
-"""The runner's one background thread: heartbeats, the duration deadline, kills.
+"""The runner's two background threads: the supervisor and the beater.
 
-One thread lives as long as the runner (no thread per attempt): the main
-thread hands it the running ``Watch`` and blocks in ``wait()`` on the child,
-costing no CPU. This thread wakes only at the next heartbeat or deadline, or
-when told to kill; it then kills the command's process group itself, so a
-cancel, an overrun or a second Ctrl-C all end the same way.
+Both live as long as the runner (no thread per attempt): the main thread
+hands them the running ``Watch`` and blocks in ``wait()`` on the child.
+
+- The supervisor keeps the duration deadline, kills the command's process
+  group when asked (a cancel, an overrun, a second Ctrl-C: all end the same
+  way), and streams what the command printed to the server every
+  ``STREAM_EVERY`` while it prints. It wakes only for those: a command that
+  ends within a second, or prints nothing, costs it nothing.
+- The beater sends heartbeats held open by the server (``{"wait": interval}``):
+  the server answers at once when the command must stop, so a cancel reaches
+  the runner within a second, for one request per heartbeat interval. Its
+  first heartbeat goes out ``FIRST_BEAT`` after the command started (or one
+  interval, if shorter), so the many short attempts of a busy runner send none.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stq.errors import StqError
+from stq.errors import BadRequest, Conflict, StqError
 from stq.worker.process import KILL_GRACE, kill_group
 
 log = logging.getLogger("stq.worker")
 
+#: Seconds between two looks at a running command's output (and posts of what is new).
+STREAM_EVERY = 1.0
+#: Bytes of output sent in one post, and at most per look (a command printing faster
+#: than that is sent the rest with its result, within the 1 MiB tail rule).
+STREAM_CHUNK = 1024 * 1024
+STREAM_MOST = 4 * STREAM_CHUNK
+#: Seconds after a command starts before its first heartbeat.
+FIRST_BEAT = 1.0
+
+CANCELLED = "cancelled: the server asked to stop the command"
+
 
 @dataclass
 class Watch:
-    """One running attempt as the supervisor sees it."""
+    """One running attempt as the background threads see it."""
 
     attempt_id: str
     pgid: int
     deadline: float | None  # monotonic seconds, or None for no duration
     interval: float
-    next_beat: float = 0.0
+    #: The file the command writes its output to (a descriptor the threads read with pread).
+    out_fd: int | None = None
+    #: Bytes of output the server has taken; only under ``stream_lock``.
+    sent: int = 0
+    stream_lock: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.monotonic)
+    next_stream: float = 0.0
     #: Set once: why the command is being killed (also what the result says).
     kill_reason: str | None = None
     #: The supervisor has started killing (so ``killed`` will be set).
@@ -38,15 +64,21 @@ class Watch:
     killed: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.next_beat = time.monotonic() + self.interval
+        self.next_stream = self.started + STREAM_EVERY
 
 
 class Supervisor(threading.Thread):
-    """Heartbeats the watched attempt and kills it on cancel, overrun or request."""
+    """Keeps the watched attempt's deadline, kills it when asked, streams its output."""
 
-    def __init__(self, heartbeat: Callable[[str], bool], grace: float = KILL_GRACE):
+    def __init__(
+        self,
+        post_output: Callable[[str, str, int], bool] | None = None,
+        grace: float = KILL_GRACE,
+    ):
+        """``post_output(attempt_id, text, offset)`` sends output and answers whether to
+        stop; None sends nothing while the command runs (all of it goes with the result)."""
         super().__init__(name="stq-supervisor", daemon=True)
-        self._heartbeat = heartbeat
+        self._post_output = post_output
         self._grace = grace
         self._cond = threading.Condition()
         self._watch: Watch | None = None
@@ -56,12 +88,12 @@ class Supervisor(threading.Thread):
     def watch(self, job: Watch) -> None:
         """Watch ``job``; wake this thread only if it would otherwise sleep past the job's needs.
 
-        Most attempts end long before their first heartbeat: not waking the thread
+        Most attempts end long before they need anything: not waking the thread
         for each saves a thread switch per task on a busy runner.
         """
         with self._cond:
             self._watch = job
-            if _wake_time(job) < self._asleep_until:
+            if self._wake_time(job) < self._asleep_until:
                 self._cond.notify()
 
     def release(self, job: Watch) -> None:
@@ -74,22 +106,25 @@ class Supervisor(threading.Thread):
         if taken:
             job.killed.wait(self._grace + 5)
 
-    def kill(self, reason: str) -> None:
-        """Kill the current attempt's command (e.g. on a second Ctrl-C)."""
+    def kill(self, reason: str, job: Watch | None = None) -> None:
+        """Kill the current attempt's command (only if it is still ``job``, when given)."""
         with self._cond:
-            if self._watch is not None and self._watch.kill_reason is None:
-                self._watch.kill_reason = reason
-                self._cond.notify()
+            current = self._watch
+            if current is not None and (job is None or current is job):
+                if current.kill_reason is None:
+                    current.kill_reason = reason
+                    self._cond.notify()
 
     def run(self) -> None:
         while True:
             job, due = self._next()
-            if job.kill_reason is not None:
+            if due == "kill":
                 kill_group(job.pgid, job.exited, self._grace)
                 job.killed.set()
                 self._forget(job)
-            elif "beat" in due:
-                self._beat(job)
+            elif due == "stream" and self._post_output is not None:
+                if stream(job, self._post_output, final=False):
+                    self.kill(CANCELLED, job)
 
     def _next(self) -> tuple[Watch, str]:
         """Sleep until the watched attempt needs something; say what."""
@@ -105,16 +140,21 @@ class Supervisor(threading.Thread):
                 if job.kill_reason is not None:
                     job.taken = True
                     return job, "kill"
-                if now >= job.next_beat:
-                    job.next_beat = now + job.interval
-                    return job, "beat"
-                self._sleep(_wake_time(job) - now)
+                if self._post_output is not None and now >= job.next_stream:
+                    job.next_stream = now + STREAM_EVERY
+                    return job, "stream"
+                self._sleep(self._wake_time(job) - now)
+
+    def _wake_time(self, job: Watch) -> float:
+        """When the supervisor must next look at ``job``: its next stream or its deadline."""
+        stream_at = job.next_stream if self._post_output is not None else float("inf")
+        return stream_at if job.deadline is None else min(stream_at, job.deadline)
 
     def _sleep(self, seconds: float | None) -> None:
         """Wait on the condition (its lock held) for ``seconds``, or until notified."""
         self._asleep_until = float("inf") if seconds is None else time.monotonic() + seconds
         try:
-            self._cond.wait(seconds)
+            self._cond.wait(None if seconds is None else max(0.0, seconds))
         finally:
             self._asleep_until = float("-inf")
 
@@ -123,16 +163,112 @@ class Supervisor(threading.Thread):
             if self._watch is job:
                 self._watch = None
 
-    def _beat(self, job: Watch) -> None:
+
+def stream(job: Watch, post: Callable[[str, str, int], bool], final: bool) -> bool:
+    """Send what the command printed since ``job.sent``; whether the server said to stop.
+
+    Text is cut at a character boundary (the rest of a character goes with the
+    next post) unless ``final``. A post that fails leaves ``sent`` where it was:
+    the next one sends the same bytes again, and the server skips what it has.
+    """
+    if job.out_fd is None:
+        return False
+    with job.stream_lock:
+        size = os.fstat(job.out_fd).st_size
+        stop = False
+        most = job.sent + STREAM_MOST
+        while job.sent < min(size, most):
+            data = os.pread(job.out_fd, min(STREAM_CHUNK, size - job.sent), job.sent)
+            if not final:
+                data = data[: _whole_chars(data)]
+            if not data:
+                break
+            try:
+                stop = post(job.attempt_id, data.decode("utf-8", errors="replace"), job.sent)
+            except Conflict as ex:  # the server lacks earlier bytes: the result sends the tail
+                log.debug("output for %s refused: %s", job.attempt_id, ex)
+                break
+            except StqError as ex:
+                log.debug("output for %s not sent: %s", job.attempt_id, ex)
+                break
+            job.sent += len(data)
+            if stop:
+                break
+        return stop
+
+
+def _whole_chars(data: bytes) -> int:
+    """How many leading bytes of ``data`` hold whole UTF-8 characters."""
+    end = len(data)
+    for back in range(1, min(4, end) + 1):
+        byte = data[end - back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: look further back for its lead
+        if byte & 0x80 == 0:
+            return end  # ASCII: complete
+        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4
+        return end if back >= need else end - back
+    return end
+
+
+class Beater(threading.Thread):
+    """Sends the watched attempt's heartbeats, held open so that a cancel comes at once."""
+
+    def __init__(self, heartbeat: Callable[[str, float], bool], on_stop: Callable[[Watch], None]):
+        """``heartbeat(attempt_id, wait)`` answers whether the command must stop;
+        ``on_stop(job)`` is called when it must."""
+        super().__init__(name="stq-beater", daemon=True)
+        self._heartbeat = heartbeat
+        self._on_stop = on_stop
+        self._cond = threading.Condition()
+        self._watch: Watch | None = None
+        self._holds = True  # the server honours held heartbeats (an older one refuses `wait`)
+
+    def watch(self, job: Watch) -> None:
+        with self._cond:
+            self._watch = job
+            self._cond.notify()
+
+    def release(self, job: Watch) -> None:
+        with self._cond:
+            if self._watch is job:
+                self._watch = None
+                self._cond.notify()
+
+    def run(self) -> None:
+        while True:
+            job = self._due()
+            sent = time.monotonic()
+            if self._beat(job):
+                self._on_stop(job)
+            self._rest(job, sent + job.interval)
+
+    def _rest(self, job: Watch, until: float) -> None:
+        """Until ``job`` is no longer watched or ``until``: a server that answered early
+        for no reason (one that cannot hold) is not asked again before the interval."""
+        with self._cond:
+            while self._watch is job and (left := until - time.monotonic()) > 0:
+                self._cond.wait(left)
+
+    def _due(self) -> Watch:
+        """The watched attempt, once its first heartbeat is due."""
+        with self._cond:
+            while True:
+                job = self._watch
+                if job is None:
+                    self._cond.wait()
+                    continue
+                wait = job.started + min(FIRST_BEAT, job.interval) - time.monotonic()
+                if wait <= 0:
+                    return job
+                self._cond.wait(wait)
+
+    def _beat(self, job: Watch) -> bool:
         try:
-            cancel = self._heartbeat(job.attempt_id)
+            return self._heartbeat(job.attempt_id, job.interval if self._holds else 0.0)
+        except BadRequest:  # a server that knows no held heartbeats: plain ones from now on
+            self._holds = False
+            return self._beat(job)
         except StqError as ex:
             log.debug("heartbeat for %s failed: %s", job.attempt_id, ex)
-            return
-        if cancel:
-            self.kill("cancelled: the server asked to stop the command")
-
-
-def _wake_time(job: Watch) -> float:
-    """When the supervisor must next look at ``job``: its next heartbeat or its deadline."""
-    return job.next_beat if job.deadline is None else min(job.next_beat, job.deadline)
+            return False

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from stq.client import RETRYABLE, Client
 from stq.errors import Conflict, NotFound
 from stq.worker import process
-from stq.worker.heartbeat import Supervisor, Watch
+from stq.worker.heartbeat import CANCELLED, Beater, Supervisor, Watch
 
 log = logging.getLogger("stq.worker")
 T = TypeVar("T")
@@ -63,12 +64,13 @@ class Runner:
         self.hard_stop = False
         self.idle = False
         self._idle_since = time.monotonic()
-        self.supervisor = Supervisor(self._heartbeat)
+        self.supervisor = Supervisor(self._post_output)
+        self.beater = Beater(self._heartbeat, lambda job: self.supervisor.kill(CANCELLED, job))
         self.out = tempfile.TemporaryFile(prefix="stq-output-")
         # The runner's token is its own credential: a command that prints its environment
         # must not put it into captured output (a task that needs one sets it in its env).
         self.base_env = {k: v for k, v in os.environ.items() if k != "STQ_TOKEN"}
-        self._beat_clients: dict[int, Client] = {}
+        self._beat_clients: dict[tuple[int, int], Client] = {}
 
     # --- signals --------------------------------------------------------------
 
@@ -91,6 +93,7 @@ class Runner:
 
     def run(self) -> int:
         self.supervisor.start()
+        self.beater.start()
         log.info("runner %s serving %s", self.config.name, ", ".join(self.config.urls))
         claim: dict[str, Any] | None = None
         idle_since = time.monotonic()
@@ -170,20 +173,32 @@ class Runner:
             pgid=proc.pid,
             deadline=None if duration is None else time.monotonic() + float(duration),
             interval=float(claim.get("heartbeat_interval") or 10.0),
+            out_fd=self.out.fileno(),
         )
         self.supervisor.watch(watch)
+        self.beater.watch(watch)
         returncode = _wait(proc)
+        self.beater.release(watch)
         self.supervisor.release(watch)
         process.signal_group(proc.pid, 9)  # nothing the command started outlives it
         exit_code, message = process.describe_exit(returncode)
         message = watch.kill_reason or message
         status = "completed" if returncode == 0 and watch.kill_reason is None else "failed"
-        return {
-            "status": status,
-            "exit_code": exit_code,
-            "output": process.read_tail(self.out),
-            "message": message,
-        }
+        return {"status": status, "exit_code": exit_code, "message": message, **self._rest(watch)}
+
+    def _rest(self, watch: Watch) -> dict[str, Any]:
+        """The output the server has not taken yet, for the result (the last MiB of it).
+
+        ``output_offset`` says where it starts once some output was streamed (a
+        server that took output posts knows the field); before that, the output
+        is all there is and starts at byte 0 or is its last MiB.
+        """
+        with watch.stream_lock:
+            sent = watch.sent
+        text, offset = process.read_from(self.out, sent)
+        if sent == 0:
+            return {"output": text}
+        return {"output": text, "output_offset": offset}
 
     def _env(self, claim: dict[str, Any]) -> dict[str, str]:
         env = dict(self.base_env)
@@ -241,8 +256,16 @@ class Runner:
                 log.info("reached %s again", client.url)
             return result
 
-    def _heartbeat(self, attempt_id: str) -> bool:
-        """Runs on the supervisor thread: its own sessions, the current server first.
+    def _heartbeat(self, attempt_id: str, wait: float) -> bool:
+        """Runs on the beater thread (held up to ``wait`` s by the server)."""
+        return self._on_any_server(lambda client: client.heartbeat(attempt_id, wait))
+
+    def _post_output(self, attempt_id: str, text: str, offset: int) -> bool:
+        """Runs on the supervisor thread, while the command prints."""
+        return self._on_any_server(lambda client: client.post_output(attempt_id, text, offset))
+
+    def _on_any_server(self, call: Callable[[Client], T]) -> T:
+        """``call`` with this thread's own sessions, the current server first.
 
         A long command makes no other request, so a dead server would only be
         noticed here: each other server is tried in turn (they share the store),
@@ -251,17 +274,18 @@ class Runner:
         count = len(self.config.urls)
         for step in range(count - 1):
             try:
-                return self._beat_client((self.current + step) % count).heartbeat(attempt_id)
+                return call(self._thread_client((self.current + step) % count))
             except RETRYABLE:
                 continue
-        return self._beat_client((self.current + count - 1) % count).heartbeat(attempt_id)
+        return call(self._thread_client((self.current + count - 1) % count))
 
-    def _beat_client(self, index: int) -> Client:
-        """The supervisor thread's own session with server ``index``, opened on first use."""
-        client = self._beat_clients.get(index)
+    def _thread_client(self, index: int) -> Client:
+        """This background thread's own session with server ``index``, opened on first use."""
+        key = (threading.get_ident(), index)
+        client = self._beat_clients.get(key)
         if client is None:
             client = Client(self.config.urls[index], self.config.token)
-            self._beat_clients[index] = client
+            self._beat_clients[key] = client
         return client
 
 

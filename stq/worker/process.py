@@ -32,7 +32,7 @@ from typing import IO, Protocol
 from stq.settings import MAX_OUTPUT_BYTES
 
 #: Seconds between SIGTERM and SIGKILL when an attempt is stopped.
-KILL_GRACE = 5.0
+KILL_GRACE = 10.0
 
 
 class CannotStart(Exception):
@@ -161,16 +161,25 @@ def kill_group(pgid: int, exited: threading.Event, grace: float = KILL_GRACE) ->
         signal_group(pgid, signal.SIGKILL)
 
 
-def read_tail(out: IO[bytes], limit: int = MAX_OUTPUT_BYTES) -> str:
-    """The last ``limit`` bytes written to ``out``, decoded leniently."""
+def read_from(out: IO[bytes], offset: int, limit: int = MAX_OUTPUT_BYTES) -> tuple[str, int]:
+    """What was written to ``out`` from byte ``offset`` on (at most its last ``limit``
+    bytes), decoded leniently, and the byte it starts at."""
     out.flush()
     size = out.seek(0, os.SEEK_END)
-    out.seek(max(0, size - limit))
-    data = out.read(limit)
-    text = data.decode("utf-8", errors="replace")
-    if size > limit and text.startswith("\ufffd"):
-        text = text.lstrip("\ufffd")  # the cut fell inside a multi-byte character
-    return text
+    start = max(offset, size - limit)
+    out.seek(start)
+    data = out.read(size - start)
+    if start > offset:  # the cut may fall inside a multi-byte character
+        skip = 0
+        while skip < len(data) and skip < 4 and (data[skip] & 0xC0) == 0x80:
+            skip += 1
+        data, start = data[skip:], start + skip
+    return data.decode("utf-8", errors="replace"), start
+
+
+def read_tail(out: IO[bytes], limit: int = MAX_OUTPUT_BYTES) -> str:
+    """The last ``limit`` bytes written to ``out``, decoded leniently."""
+    return read_from(out, 0, limit)[0]
 
 
 def describe_exit(returncode: int) -> tuple[int, str | None]:

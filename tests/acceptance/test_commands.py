@@ -43,7 +43,7 @@ def test_status_and_logs(tmp_path: Path, start_server, start_runner) -> None:
     assert listing.returncode == 0 and wf_id in listing.stdout and "completed" in listing.stdout
     assert all(len(line) <= 80 for line in listing.stdout.splitlines())
     one = stq("status", wf_id, env=env)
-    assert "noisy" in one.stdout and "Completed" in one.stdout
+    assert "noisy" in one.stdout and "completed" in one.stdout
     assert all(len(line) <= 80 for line in one.stdout.splitlines())
     data = json.loads(stq("status", wf_id, "--json", env=env).stdout)
     task_id = data["tasks"][0]["id"]

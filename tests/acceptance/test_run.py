@@ -85,7 +85,7 @@ def test_flaky_takes_three_attempts_with_stq_variables(tmp_path: Path) -> None:
     result = stq("run", str(wf), "-j", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stdout
     assert (tmp_path / "tries.txt").read_text().split("\n")[:3] == ["step 1", "step 2", "step 3"]
-    assert re.search(r"step\s+Completed\s+3\b", result.stdout)
+    assert re.search(r"step\s+completed\s+3\b", result.stdout)
 
 
 def test_overrun_kills_the_command_and_its_child(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ def test_valid_and_invalid_together_exit_1(tmp_path: Path) -> None:
         [STQ, "validate", str(good), str(FILES[0])], capture_output=True, text=True
     )
     assert done.returncode == 1
-    assert str(good) not in done.stdout
+    assert f"{good}: ok (1 task)\n" in done.stdout
     only_good = subprocess.run([STQ, "validate", str(good)], capture_output=True, text=True)
-    assert (only_good.returncode, only_good.stdout) == (0, "")
+    assert (only_good.returncode, only_good.stdout) == (0, f"{good}: ok (1 task)\n")
+    quiet = subprocess.run([STQ, "validate", "-q", str(good)], capture_output=True, text=True)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 #: Long enough for a few 2 s refreshes, short enough to fail fast.
 SEEN_WITHIN_MS = 8_000
@@ -50,3 +50,33 @@ def list_count(page: Page, state: str) -> int:
 def stats(page: Page) -> dict[str, Any]:
     """The page's own refresh figures (bytes per refresh, render time)."""
     return page.evaluate("() => ({...window.stqStats})")
+
+
+def cell(page: Page, state: str, task_id: str, column: str) -> Locator:
+    """One cell of a task's row in one of the four lists, by the column's heading."""
+    table = page.locator(f"details.tasks[data-state={state}] table")
+    headings = table.locator("thead th").all_inner_texts()
+    assert column in headings, f"no column {column!r} in the {state} list: {headings}"
+    return table.locator(f"tbody tr[data-key='{task_id}'] td").nth(headings.index(column))
+
+
+def fact(page: Page, name: str) -> Locator:
+    """The value of one fact on a task's page (Attempts, Limit, Ran...)."""
+    return page.locator(
+        f"xpath=//dl[contains(@class,'facts')]/dt[.='{name}']/following-sibling::dd[1]"
+    )
+
+
+def bar_fill(bar: Locator) -> dict[str, float]:
+    """How much of a progress bar each state fills, as shares of its width (0..1)."""
+    return bar.evaluate(
+        """(bar) => {
+            const whole = bar.clientWidth;
+            const fill = {};
+            for (const seg of bar.querySelectorAll('.seg')) {
+                const state = [...seg.classList].find((c) => c.startsWith('state-')).slice(6);
+                fill[state] = (fill[state] || 0) + seg.getBoundingClientRect().width / whole;
+            }
+            return fill;
+        }"""
+    )

@@ -65,13 +65,18 @@ class ApiClient:
         """The runners the server lists, by name."""
         return {r["name"]: r for r in self._call("GET", "/runners").json()["runners"]}
 
-    def report(self, claim: dict[str, Any], exit_code: int, output: str = "") -> dict[str, Any]:
-        """Report a claimed attempt's result as a runner would."""
+    def retry(self, workflow_id: str) -> None:
+        self._call("POST", f"/workflows/{workflow_id}/retry")
+
+    def report(
+        self, claim: dict[str, Any], exit_code: int, output: str = "", message: str | None = None
+    ) -> dict[str, Any]:
+        """Report a claimed attempt's result as a runner would (``message``: why it failed)."""
         body = {
             "status": "completed" if exit_code == 0 else "failed",
             "exit_code": exit_code,
             "output": output,
-            "message": "" if exit_code == 0 else f"exit code {exit_code}",
+            "message": message or ("" if exit_code == 0 else f"exit code {exit_code}"),
         }
         return self._call("POST", f"/attempts/{claim['attempt_id']}/result", json=body).json()
 

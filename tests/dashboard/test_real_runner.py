@@ -72,7 +72,7 @@ def test_a_real_runner_moves_the_page_and_its_failure_output_shows(
     expect(page.locator("g.node.task[data-task=after-crash] text.sub")).to_have_text(
         "upstream failed"
     )
-    expect(page.locator(".view-head .badge")).to_have_text("failed", timeout=SEEN_WITHIN_MS)
+    expect(page.locator(".view-head .badge")).to_have_text("Failed", timeout=SEEN_WITHIN_MS)
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
     watched.shot("real_runner_workflow")
 

@@ -52,14 +52,14 @@ def test_runners_page_shows_an_idle_runner_with_its_labels_and_a_busy_one_with_i
 
     idle = runner_row(page, "idle-runner")
     expect(idle.locator(".label")).to_have_text(["fast", "gpu"])
-    expect(idle.locator(".badge")).to_have_text("idle")
+    expect(idle.locator(".badge")).to_have_text("Idle")
     expect(idle.locator("a")).to_have_count(0)
     last_seen = idle.locator("time")
     expect(last_seen).to_have_text(re.compile(r"^\d+ s ago$"))
     expect(last_seen).to_have_attribute("title", ISO_TIME)
 
     busy = runner_row(page, "busy-runner")
-    expect(busy.locator(".badge")).to_have_text("busy")
+    expect(busy.locator(".badge")).to_have_text("Busy")
     link = busy.locator("a.task-link")
     expect(link).to_have_text("held")
     expect(link).to_have_attribute("href", f"#/tasks/{claim['task_id']}")
@@ -83,6 +83,6 @@ def test_runners_page_says_none_was_heard_from_then_shows_one_that_came_and_went
     expect(page.locator("table.runners")).to_be_hidden()
     assert ApiClient(forgetful.url).ask("brief-runner", ["x"]).status_code == 204
     row = runner_row(page, "brief-runner")
-    expect(row.locator(".badge")).to_have_text("gone", timeout=SEEN_WITHIN_MS)
+    expect(row.locator(".badge")).to_have_text("Gone", timeout=SEEN_WITHIN_MS)
     expect(row.locator(".badge")).to_have_class(re.compile(r"\brunner-gone\b"))
     expect(page.locator(".view.runners p.empty")).to_be_hidden()

@@ -47,7 +47,7 @@ def test_list_shows_the_workflow_and_its_graph_matches_depends_on(
     open_view(page, server.url)
     row = page.locator("table.list tbody tr", has_text="list-and-graph")
     expect(row).to_be_visible()
-    expect(row).to_contain_text("running")
+    expect(row).to_contain_text("Running")
     expect(row).to_contain_text("0/4")
     row.get_by_role("link", name="list-and-graph").click()
     assert page.evaluate("location.hash") == f"#/workflows/{workflow_id}"
@@ -79,7 +79,7 @@ def test_states_change_on_screen_as_a_runner_works_without_reload(
     for _ in range(3):
         api.run_next(0)
     wait_node_state(page, "join", "completed")
-    expect(page.locator(".view-head .badge")).to_have_text("completed", timeout=SEEN_WITHIN_MS)
+    expect(page.locator(".view-head .badge")).to_have_text("Completed", timeout=SEEN_WITHIN_MS)
     assert list_count(page, "completed") == 4
     assert list_count(page, "todo") == 0
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
@@ -100,7 +100,7 @@ def test_a_failed_tasks_output_shows_in_its_task_view_as_text(
     pre = page.locator("section.output pre")
     expect(pre).to_contain_text(f"{SCRIPT}\n{XSS}\nboom: giving up")
     row = page.locator("table.list tbody tr").first
-    expect(row).to_contain_text("failed")
+    expect(row).to_contain_text("Failed")
     expect(row.locator("td").nth(5)).to_have_text("3")
     at_end = pre.evaluate("p => p.scrollHeight - p.scrollTop - p.clientHeight")
     assert at_end < 4, "the output is not scrolled to its end"
@@ -125,7 +125,7 @@ def test_cancel_and_retry_buttons_ask_then_act(
     tasks = api.tasks(workflow_id)
     assert {t["state"] for t in tasks.values()} == {"failed"}
     assert {t["reason"] for t in tasks.values()} == {"cancelled"}
-    expect(page.locator(".view-head .badge")).to_have_text("failed", timeout=SEEN_WITHIN_MS)
+    expect(page.locator(".view-head .badge")).to_have_text("Failed", timeout=SEEN_WITHIN_MS)
     expect(page.locator("#cancel")).to_be_disabled()
     assert list_count(page, "failed") == 4
 

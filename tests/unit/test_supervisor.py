@@ -1,36 +1,26 @@
-"""The runner's supervisor thread: heartbeats and deadlines, though it is not woken per task."""
+"""The runner's background threads: deadlines, output streaming and held heartbeats,
+though neither is woken per task."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from stq.worker import process
-from stq.worker.heartbeat import Supervisor, Watch
+from stq.worker.heartbeat import FIRST_BEAT, STREAM_EVERY, Beater, Supervisor, Watch, stream
 from tests.helpers import wait_until
 
 
-def recorded(into: list) -> Callable[[str], bool]:
-    """A heartbeat that notes when it was sent and never asks to cancel."""
-
-    def beat(attempt_id: str) -> bool:
-        into.append((attempt_id, time.monotonic()))
-        return False
-
-    return beat
-
-
-def test_a_deadline_is_kept_though_the_thread_slept_for_a_later_heartbeat() -> None:
-    beats: list = []
-    supervisor = Supervisor(recorded(beats), grace=1.0)
+def test_a_deadline_is_kept_though_the_thread_slept_for_a_later_need() -> None:
+    supervisor = Supervisor(grace=1.0)
     supervisor.start()
     first = Watch(attempt_id="a1", pgid=os.getpid(), deadline=None, interval=60)
     supervisor.watch(first)
     wait_until(lambda: supervisor._asleep_until != float("-inf"), what="the thread to sleep")
-    supervisor.release(first)  # it now sleeps toward a1's heartbeat, a minute away
+    supervisor.release(first)  # it now sleeps with nothing to do
     with tempfile.TemporaryFile() as out:
         proc = process.start("sleep 30", os.environ, Path(tempfile.gettempdir()), out)
         second = Watch(
@@ -43,15 +33,84 @@ def test_a_deadline_is_kept_though_the_thread_slept_for_a_later_heartbeat() -> N
     assert time.monotonic() - started < 5
     assert returncode < 0
     assert second.kill_reason == "duration exceeded: the command was killed"
-    assert beats == []
 
 
-def test_heartbeats_go_out_on_their_interval() -> None:
-    beats: list = []
-    supervisor = Supervisor(recorded(beats))
+def test_output_is_streamed_while_the_command_prints() -> None:
+    posts: list[tuple[str, int, float]] = []
+
+    def post(attempt_id: str, text: str, offset: int) -> bool:
+        posts.append((text, offset, time.monotonic()))
+        return False
+
+    supervisor = Supervisor(post)
     supervisor.start()
-    job = Watch(attempt_id="a1", pgid=os.getpid(), deadline=None, interval=0.1)
-    supervisor.watch(job)
-    wait_until(lambda: len(beats) >= 3, timeout=5, what="three heartbeats")
-    supervisor.release(job)
-    assert job.kill_reason is None
+    with tempfile.TemporaryFile() as out:
+        command = "echo one; sleep 1.5; printf 'two é'; sleep 1.5"
+        proc = process.start(command, os.environ, Path(tempfile.gettempdir()), out)
+        job = Watch("a1", proc.pid, None, 60, out_fd=out.fileno())
+        started = time.monotonic()
+        supervisor.watch(job)
+        wait_until(lambda: len(posts) >= 2, timeout=10, what="two posts")
+        proc.wait()
+        supervisor.release(job)
+    assert [(text, offset) for text, offset, _ in posts[:2]] == [("one\n", 0), ("two é", 4)]
+    assert posts[0][2] - started < STREAM_EVERY + 0.5  # within about a second of printing
+    assert job.sent == len("one\ntwo é".encode())
+
+
+def test_a_command_that_prints_nothing_sends_nothing() -> None:
+    posts: list = []
+    supervisor = Supervisor(lambda *args: posts.append(args) or False)
+    supervisor.start()
+    with tempfile.TemporaryFile() as out:
+        proc = process.start("sleep 2.2", os.environ, Path(tempfile.gettempdir()), out)
+        job = Watch("a1", proc.pid, None, 60, out_fd=out.fileno())
+        supervisor.watch(job)
+        proc.wait()
+        supervisor.release(job)
+    assert posts == []
+
+
+def test_a_split_character_waits_for_its_last_bytes() -> None:
+    with tempfile.TemporaryFile() as out:
+        out.write("aé".encode()[:-1])  # 'a' and the first byte of 'é'
+        out.flush()
+        job = Watch("a1", os.getpid(), None, 60, out_fd=out.fileno())
+        got: list[tuple[str, int]] = []
+        stream(job, lambda _, text, offset: got.append((text, offset)) or False, final=False)
+        out.write("é".encode()[-1:])
+        out.flush()
+        stream(job, lambda _, text, offset: got.append((text, offset)) or False, final=False)
+    assert got == [("a", 0), ("é", 1)]
+
+
+def test_held_heartbeats_start_after_a_second_and_stop_the_command() -> None:
+    asked: list[tuple[str, float, float]] = []
+    stop = threading.Event()
+
+    def heartbeat(attempt_id: str, wait: float) -> bool:
+        asked.append((attempt_id, wait, time.monotonic()))
+        return stop.wait(wait)  # held by the server, answered at once on cancel
+
+    stopped: list[Watch] = []
+    beater = Beater(heartbeat, stopped.append)
+    beater.start()
+    job = Watch("a1", os.getpid(), None, interval=5.0)
+    beater.watch(job)
+    wait_until(lambda: asked, timeout=5, what="a held heartbeat")
+    assert asked[0][1] == 5.0 and asked[0][2] - job.started >= FIRST_BEAT - 0.05
+    stop.set()  # the cancel, while the heartbeat is held
+    wait_until(lambda: stopped == [job], timeout=1, what="the stop")
+    beater.release(job)
+
+
+def test_a_short_attempt_sends_no_heartbeat() -> None:
+    asked: list = []
+    beater = Beater(lambda *args: asked.append(args) or False, lambda job: None)
+    beater.start()
+    job = Watch("a1", os.getpid(), None, interval=5.0)
+    beater.watch(job)
+    time.sleep(0.5)  # the attempt's whole life: shorter than FIRST_BEAT
+    beater.release(job)
+    time.sleep(FIRST_BEAT)  # nothing is sent for it afterwards either
+    assert asked == []

@@ -9,7 +9,11 @@ const StqCore = (() => {
   const API = '/api/v1';
   const TOKEN_KEY = 'stq.token';
   const STATES = ['todo', 'in_process', 'completed', 'failed'];
-  const LABEL = { todo: 'To Do', in_process: 'In Process', completed: 'Completed', failed: 'Failed' };
+  /** The one display form of every state the dashboard shows: tasks, workflows, attempts, runners. */
+  const LABEL = {
+    todo: 'To Do', in_process: 'In Process', completed: 'Completed', failed: 'Failed',
+    running: 'Running', timed_out: 'Timed out', idle: 'Idle', busy: 'Busy', gone: 'Gone',
+  };
   /** Figures the tests read: bytes and time per refresh, time to the first render. */
   const stats = (window.stqStats = { refreshes: 0, lastRefreshBytes: 0, maxRefreshBytes: 0, lastRefreshMs: 0, firstRenderMs: null });
   /** Response bytes read since the shell last reset it (one refresh). */
@@ -89,6 +93,13 @@ const StqCore = (() => {
     return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
   }
 
+  /** A task's declared ``duration`` (its limit); a limit under a second keeps its fraction. */
+  function fmtLimit(task) {
+    const s = seconds(task.duration);
+    if (!s) return '';
+    return s < 1 ? `${s}s` : fmtDuration(s);
+  }
+
   function fmtTime(t) {
     const v = ms(t);
     if (v === null) return '';
@@ -156,23 +167,133 @@ const StqCore = (() => {
 
   // --- shared pieces --------------------------------------------------------------
 
-  function badge(st, text) {
-    return h('span', { class: `badge state-${st}` }, text || LABEL[st] || st);
+  /** A state as every table and badge writes it ("Completed", "Timed out"). */
+  function stateLabel(st) {
+    if (LABEL[st]) return LABEL[st];
+    const words = humanize(st);
+    return words.charAt(0).toUpperCase() + words.slice(1);
   }
 
+  /** A machine word as words: ``duration_exceeded`` -> "duration exceeded". */
+  function humanize(word) {
+    return word === null || word === undefined ? '' : String(word).replaceAll('_', ' ');
+  }
+
+  function badge(st, text) {
+    return h('span', { class: `badge state-${st}` }, text || stateLabel(st));
+  }
+
+  /**
+   * Progress by one rule everywhere: done means terminal (completed or failed) out of
+   * all tasks, so a finished workflow reads "11/11 done" and says apart how many failed.
+   */
+  function progress(counts) {
+    const n = (s) => counts[s] || 0;
+    const total = STATES.reduce((a, s) => a + n(s), 0);
+    return { total, done: n('completed') + n('failed'), failed: n('failed'), running: n('in_process') };
+  }
+
+  /** ``progress`` in words: "11/11 done · 4 failed · 2 running" (zeros left out). */
+  function progressText(counts, withRunning = true) {
+    const p = progress(counts);
+    const running = withRunning && p.running ? `${p.running} running` : null;
+    return [`${p.done}/${p.total} done`, p.failed ? `${p.failed} failed` : null, running]
+      .filter(Boolean).join(' · ');
+  }
+
+  /** A bar filled by the terminal tasks: completed green, then failed red. */
   function progressBar(counts) {
-    const total = STATES.reduce((a, s) => a + (counts[s] || 0), 0) || 1;
-    const order = ['completed', 'failed', 'in_process', 'todo'];
-    return h('div', { class: 'progress', role: 'img', 'aria-label': order.map((s) => `${LABEL[s]} ${counts[s] || 0}`).join(', ') },
-      order.filter((s) => counts[s]).map((s) => h('span', { class: `seg state-${s}`, style: `width:${(100 * counts[s]) / total}%` })));
+    const { total } = progress(counts);
+    return h('div', { class: 'progress', role: 'img', 'aria-label': progressText(counts) },
+      ['completed', 'failed'].filter((s) => counts[s])
+        .map((s) => h('span', { class: `seg state-${s}`, style: `width:${(100 * counts[s]) / (total || 1)}%` })));
   }
 
   function countsText(counts) {
-    const total = STATES.reduce((a, s) => a + (counts[s] || 0), 0);
+    const p = progress(counts);
     return h('span', { class: 'counts' },
-      h('b', {}, `${counts.completed || 0}/${total}`), ' done',
-      counts.in_process ? h('span', { class: 'c-in_process' }, ` · ${counts.in_process} running`) : null,
-      counts.failed ? h('span', { class: 'c-failed' }, ` · ${counts.failed} failed`) : null);
+      h('b', {}, `${p.done}/${p.total}`), ' done',
+      p.failed ? h('span', { class: 'c-failed' }, ` · ${p.failed} failed`) : null,
+      p.running ? h('span', { class: 'c-in_process' }, ` · ${p.running} running`) : null);
+  }
+
+  /**
+   * A task's attempts: ``round`` of this round's ``budget`` (``max_attempts``, fresh at each
+   * retry) and ``total`` of all rounds. The API gives only the total (``attempts_used``),
+   * so the round is counted from the attempts (or, in a list, from the total): a round
+   * ends when its budget is used up or its attempt completed or was cancelled, and a task
+   * back in To Do after such an end is in a fresh round. A round that ended with no
+   * attempt of its own (cancelled while waiting to retry) leaves no trace, so after such a
+   * retry the round's count can include the attempts of the round before.
+   */
+  function attemptCounts(task) {
+    const budget = task.max_attempts || 1;
+    const attempts = task.attempts ? [...task.attempts].sort((a, b) => a.number - b.number) : null;
+    const total = attempts ? attempts.length : task.attempts_used || 0;
+    let round = 0;
+    let ended = false;
+    for (let i = 0; i < total; i++) {
+      if (ended) round = 0;
+      round += 1;
+      ended = round >= budget || (attempts !== null && closesRound(attempts[i], attempts[i + 1]));
+    }
+    if (ended && task.state === 'todo') round = 0;
+    return { round, budget, total };
+  }
+
+  /**
+   * Whether attempt ``a`` ended its round short of the budget: it completed or was
+   * cancelled, and the next attempt (if any) started after it ended, so after a retry
+   * (a late success that ends after a newer attempt started ends no round).
+   */
+  function closesRound(a, next) {
+    if (a.status !== 'completed' && a.reason !== 'cancelled') return false;
+    return !next || (ms(next.started) ?? 0) >= (ms(a.finished) ?? Infinity);
+  }
+
+  /** "1 of 1 this round, 2 in all"; "1 of 3" while all attempts are of this round. */
+  function attemptsText(task, short = false) {
+    const { round, budget, total } = attemptCounts(task);
+    if (round === total) return `${round} of ${budget}`;
+    return short ? `${round} of ${budget} · ${total} in all` : `${round} of ${budget} this round, ${total} in all`;
+  }
+
+  /** Why an attempt failed: its reason in words, with its exit code when the reason omits it. */
+  function attemptReason(a) {
+    const why = humanize(a.reason);
+    if (a.status === 'completed' || a.status === 'running') return why;
+    if (a.exit_code === null || a.exit_code === undefined || /exit code/.test(why)) return why;
+    return why ? `${why} (exit code ${a.exit_code})` : `exit code ${a.exit_code}`;
+  }
+
+  /**
+   * Why a failed task failed: its own reason (upstream failed, cancelled, skipped), else
+   * its latest attempt's; '' when neither is known (a listed task carries no attempts).
+   */
+  function failureReason(task) {
+    if (task.reason) return humanize(task.reason);
+    const attempts = task.attempts || [];
+    if (!attempts.length) return '';
+    return attemptReason(attempts.reduce((a, b) => (b.number > a.number ? b : a)));
+  }
+
+  /**
+   * How long the task's latest attempt ran, or has run so far; null when unknown. From
+   * the attempts when the task carries them; a listed task has only ``started`` (its
+   * latest attempt's) and ``finished`` (when the task ended), which match only while it
+   * runs or when its own attempt ended it (a task reason means no attempt did).
+   */
+  function ranSeconds(task, now) {
+    if (task.attempts && task.attempts.length) {
+      const a = task.attempts.reduce((x, y) => (y.number > x.number ? y : x));
+      const end = a.status === 'running' ? now : ms(a.finished);
+      return ms(a.started) === null || end === null ? null : (end - ms(a.started)) / 1000;
+    }
+    const start = ms(task.started);
+    if (start === null) return null;
+    if (task.state === 'in_process') return (now - start) / 1000;
+    const ownEnd = task.state === 'completed' || (task.state === 'failed' && !task.reason);
+    return ownEnd && ms(task.finished) !== null ? (ms(task.finished) - start) / 1000 : null;
   }
 
   /**
@@ -217,8 +338,9 @@ const StqCore = (() => {
   }
 
   return {
-    STATES, LABEL, stats, meter, h, $, patch, syncRows, ms, seconds, fmtDuration, fmtTime, timeCell,
+    STATES, LABEL, stats, meter, h, $, patch, syncRows, ms, seconds, fmtDuration, fmtLimit, fmtTime, timeCell,
     fmtCommand, Unauthorized, Unreachable, ApiError, call, setToken, sendable, hasToken: () => Boolean(token),
-    badge, progressBar, countsText, waitingFor, waitingText, elapsed, flash,
+    stateLabel, humanize, badge, progress, progressText, progressBar, countsText, attemptCounts, attemptsText,
+    attemptReason, failureReason, ranSeconds, waitingFor, waitingText, elapsed, flash,
   };
 })();

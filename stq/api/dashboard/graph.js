@@ -3,8 +3,10 @@
  * Small workflows get one node per task. Past DETAIL_LIMIT tasks the graph groups
  * tasks of a layer that share a name prefix ("shard-0001".."shard-2000" -> "shard-*")
  * into one node with a bar of their states, so 2,000 tasks stay a few dozen SVG
- * elements; a click on a group expands it. Layout happens once per set of tasks;
- * refreshes only recolour nodes, so the picture never jumps.
+ * elements; a click on a group expands it. An edge that spans layers runs through a
+ * lane of its own in each layer it passes (lanes take room in the layer like boxes do),
+ * so no edge is drawn across a box it does not join. Layout happens once per set of
+ * tasks; refreshes only recolour nodes, so the picture never jumps.
  * Every name reaches the DOM through createTextNode: nothing here parses HTML.
  */
 'use strict';
@@ -18,9 +20,10 @@ const StqGraph = (() => {
   const NODE_H = 38;
   const GAP_X = 64;
   const GAP_Y = 10;
+  /** The room an edge takes where it passes a layer. */
+  const LANE_H = 6;
   const PAD = 16;
   const MIN_SCALE = 0.7;
-  const STATES = ['completed', 'in_process', 'todo', 'failed'];
 
   function svg(tag, attrs, ...kids) {
     const el = document.createElementNS(SVG_NS, tag);
@@ -118,42 +121,94 @@ const StqGraph = (() => {
     return { nodes, edges: [...edges.values()] };
   }
 
-  /** Place nodes in columns by depth; order each column by its parents' positions. */
-  function place(nodes) {
-    const columns = [];
-    for (const node of nodes.values()) {
-      (columns[node.depth] = columns[node.depth] || []).push(node);
+  /**
+   * The lanes of the edges that span more than one layer: one per layer passed, shared
+   * by the edges of one bundle (the edges out of a node, or into it when it has more such
+   * edges in than its sources have out). Each edge gets its route: the lanes it runs through.
+   */
+  function addLanes(nodes, edges) {
+    const longOut = new Map();
+    const longIn = new Map();
+    const spans = (e) => nodes.get(e.to).depth - nodes.get(e.from).depth > 1;
+    for (const e of edges.filter(spans)) {
+      longOut.set(e.from, (longOut.get(e.from) || 0) + 1);
+      longIn.set(e.to, (longIn.get(e.to) || 0) + 1);
     }
-    const rows = Math.max(...columns.map((c) => (c ? c.length : 0)));
+    const lanes = new Map();
+    for (const e of edges) {
+      e.route = [];
+      if (!spans(e)) continue;
+      const bundle = longOut.get(e.from) >= longIn.get(e.to) ? `from:${e.from}` : `to:${e.to}`;
+      let prev = e.from;
+      for (let d = nodes.get(e.from).depth + 1; d < nodes.get(e.to).depth; d++) {
+        const key = `lane:${bundle}:${d}`;
+        if (!lanes.has(key)) lanes.set(key, { key, kind: 'lane', depth: d, parents: new Set() });
+        lanes.get(key).parents.add(prev);
+        e.route.push(lanes.get(key));
+        prev = key;
+      }
+    }
+    return lanes;
+  }
+
+  const heightOf = (item) => (item.kind === 'lane' ? LANE_H : NODE_H);
+
+  /** Place nodes and lanes in columns by depth; order each column by its parents' positions. */
+  function place(items) {
+    const columns = [];
+    for (const item of items.values()) {
+      (columns[item.depth] = columns[item.depth] || []).push(item);
+    }
+    const extent = (column) => column.reduce((a, item) => a + heightOf(item), 0) + GAP_Y * (column.length - 1);
+    const centre = (key) => items.get(key).y + heightOf(items.get(key)) / 2;
     columns.forEach((column, d) => {
       if (!column) return;
       if (d > 0) {
         const bary = (n) => {
-          const ys = [...n.parents].map((p) => nodes.get(p).y).filter((y) => y !== undefined);
+          const ys = [...n.parents].map(centre).filter((y) => !Number.isNaN(y));
           return ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : Infinity;
         };
         column.forEach((n, i) => { n.bary = bary(n); n.order = i; });
         column.sort((a, b) => (a.bary - b.bary) || (a.order - b.order));
       }
-      const top = PAD + ((rows - column.length) * (NODE_H + GAP_Y)) / 2;
-      column.forEach((n, i) => {
-        n.x = PAD + d * (NODE_W + GAP_X);
-        n.y = top + i * (NODE_H + GAP_Y);
-      });
+      placeColumn(column, d, 0); // provisional: the next column orders by these
     });
+    const tallest = Math.max(...columns.map((c) => (c ? extent(c) : 0)));
+    columns.forEach((column, d) => { if (column) placeColumn(column, d, (tallest - extent(column)) / 2); });
     return {
       width: 2 * PAD + columns.length * (NODE_W + GAP_X) - GAP_X,
-      height: 2 * PAD + rows * (NODE_H + GAP_Y) - GAP_Y,
+      height: 2 * PAD + tallest,
     };
   }
 
-  function edgePath(a, b) {
-    const x1 = a.x + NODE_W;
-    const y1 = a.y + NODE_H / 2;
-    const x2 = b.x;
-    const y2 = b.y + NODE_H / 2;
+  /** Stack one column's items from ``top`` down, ``GAP_Y`` apart. */
+  function placeColumn(column, d, top) {
+    let y = PAD + top;
+    for (const item of column) {
+      item.x = PAD + d * (NODE_W + GAP_X);
+      item.y = y;
+      y += heightOf(item) + GAP_Y;
+    }
+  }
+
+  /** A curve across the gap between two layers: x only grows, so it never enters a box. */
+  function across(x1, y1, x2, y2) {
     const mid = (x1 + x2) / 2;
-    return `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+    return `C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+  }
+
+  /** From ``a``'s right side through the edge's lanes (straight across each layer) to ``b``'s left. */
+  function edgePath(a, b, route) {
+    let x = a.x + NODE_W;
+    let y = a.y + NODE_H / 2;
+    const parts = [`M${x},${y}`];
+    for (const lane of route) {
+      const ly = lane.y + LANE_H / 2;
+      parts.push(across(x, y, lane.x, ly), `L${lane.x + NODE_W},${ly}`);
+      [x, y] = [lane.x + NODE_W, ly];
+    }
+    parts.push(across(x, y, b.x, b.y + NODE_H / 2));
+    return parts.join(' ');
   }
 
   function clip(label, max) {
@@ -212,7 +267,7 @@ const StqGraph = (() => {
       const counts = { todo: 0, in_process: 0, completed: 0, failed: 0 };
       for (const t of node.tasks) counts[t.state] = (counts[t.state] || 0) + 1;
       st = groupState(counts);
-      line = `${counts.completed} done · ${counts.in_process} running · ${counts.failed} failed`;
+      line = StqCore.progressText(counts, false); // its colour and bar say it runs: the line stays short
       paintBar(el.querySelector('g.bar'), counts, node.tasks.length);
     }
     const cls = `node ${node.kind} state-${st}`;
@@ -222,11 +277,12 @@ const StqGraph = (() => {
     el.dataset.state = st;
   }
 
+  /** The group's progress bar, filled as the dashboard's others: by terminal tasks. */
   function paintBar(bar, counts, total) {
     const width = NODE_W - 16;
-    bar.replaceChildren();
+    bar.replaceChildren(svg('rect', { class: 'track', x: 0, y: 0, width, height: 4 }));
     let x = 0;
-    for (const st of STATES) {
+    for (const st of ['completed', 'failed']) {
       const w = (counts[st] / total) * width;
       if (w <= 0) continue;
       bar.appendChild(svg('rect', { class: `seg state-${st}`, x, y: 0, width: w, height: 4 }));
@@ -268,14 +324,15 @@ const StqGraph = (() => {
       const depth = depths(tasks);
       const keyOf = assignNodes(tasks, depth, this.expanded);
       const { nodes, edges } = buildNodes(tasks, keyOf);
-      const size = place(nodes);
+      const lanes = addLanes(nodes, edges);
+      const size = place(new Map([...nodes, ...lanes]));
       this.nodes = nodes;
       this.grouped = [...nodes.values()].some((n) => n.kind === 'group');
       this.elements = new Map();
       const root = svg('svg', { class: 'dag', width: size.width, height: size.height, viewBox: `0 0 ${size.width} ${size.height}` });
       const edgeLayer = svg('g', { class: 'edges' });
       for (const e of edges) {
-        const path = svg('path', { d: edgePath(nodes.get(e.from), nodes.get(e.to)) });
+        const path = svg('path', { d: edgePath(nodes.get(e.from), nodes.get(e.to), e.route) });
         path.dataset.from = nodes.get(e.from).label;
         path.dataset.to = nodes.get(e.to).label;
         edgeLayer.appendChild(path);

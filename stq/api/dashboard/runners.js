@@ -6,7 +6,7 @@
 'use strict';
 
 const StqRunners = (() => {
-  const { h, syncRows, ms, ApiError, call } = StqCore;
+  const { h, syncRows, ms, ApiError, call, stateLabel } = StqCore;
   const EMPTY = 'No runner was heard from in the last 10 minutes. Start one with: stq worker URL';
 
   /** "3 s ago", "4 min ago", "2 h ago": how long since ``t`` (never in the future). */
@@ -70,7 +70,7 @@ const StqRunners = (() => {
       syncRows(tbody, rows, (r) => r.name, (r) => [
         h('span', { class: 'runner-name', title: r.name }, r.name),
         labelList(r.labels),
-        h('span', { class: `badge runner-${r.state}` }, r.state),
+        h('span', { class: `badge runner-${r.state}` }, stateLabel(r.state)),
         currentTask(r),
         lastSeen(r.last_seen, now),
       ]);

@@ -3,7 +3,8 @@
 
 const StqTask = (() => {
   const {
-    h, patch, syncRows, seconds, fmtDuration, timeCell, fmtCommand, ApiError, call, badge, waitingFor,
+    h, patch, syncRows, fmtDuration, fmtLimit, timeCell, fmtCommand, ApiError, call, stateLabel, badge,
+    attemptsText, attemptReason, failureReason, ranSeconds, waitingFor,
   } = StqCore;
 
   // --- task view ---------------------------------------------------------------------
@@ -69,25 +70,28 @@ const StqTask = (() => {
       document.title = `${t.name} · STQ`;
       patch(crumbs, t.workflow_id, () => [h('a', { href: '#/' }, '← Workflows'), ' / ',
         h('a', { href: `#/workflows/${encodeURIComponent(t.workflow_id)}` }, 'workflow ', h('code', {}, t.workflow_id))]);
-      patch(head, JSON.stringify([t.name, t.state, t.reason]), () => h('div', {}, h('h1', {}, t.name), badge(t.state),
-        t.reason ? h('span', { class: 'reason' }, t.reason.replace('_', ' ')) : null));
+      const why = t.state === 'failed' ? failureReason(t) : '';
+      patch(head, JSON.stringify([t.name, t.state, why]), () => h('div', {}, h('h1', {}, t.name), badge(t.state),
+        why ? h('span', { class: 'reason' }, why) : null));
       waiting.hidden = !t.waiting_for;
       patch(waiting, JSON.stringify([t.waiting_for, Boolean(siblings)]), () => {
         const why = waitingFor(t.waiting_for, dependencyLink);
         return why ? ['Waiting for ', ...why] : [];
       });
       const fact = (k, v) => (v === '' || v === null || v === undefined ? [] : [h('dt', {}, k), h('dd', {}, v)]);
-      patch(facts, JSON.stringify([t.command, t.depends_on, t.attempts_used, t.max_attempts, t.duration, t.labels, t.priority]), () => [
+      const ran = fmtDuration(ranSeconds(t, Date.now()));
+      patch(facts, JSON.stringify([t.command, t.depends_on, attemptsText(t), t.duration, ran, t.labels, t.priority]), () => [
         fact('Command', h('code', {}, fmtCommand(t.command))),
         fact('Depends on', (t.depends_on || []).join(', ') || '—'),
-        fact('Attempts', t.max_attempts ? `${t.attempts_used} of ${t.max_attempts}` : String(t.attempts_used)),
-        fact('Duration limit', seconds(t.duration) ? fmtDuration(seconds(t.duration)) : ''),
+        fact('Attempts', attemptsText(t)),
+        fact('Limit', fmtLimit(t)),
+        fact('Ran', ran),
         fact('Labels', (t.labels || []).join(', ')),
         fact('Priority', t.priority ? String(t.priority) : ''),
       ].flat());
       const attempts = [...(t.attempts || [])].sort((a, b) => a.number - b.number);
-      syncRows(tbody, attempts, (a) => a.id, (a) => [String(a.number), badge(a.status === 'running' ? 'in_process' : a.status === 'timed_out' ? 'failed' : a.status, a.status.replace('_', ' ')),
-        a.runner || '', timeCell(a.started), timeCell(a.finished), a.exit_code === null || a.exit_code === undefined ? '' : String(a.exit_code), a.reason || '']);
+      syncRows(tbody, attempts, (a) => a.id, (a) => [String(a.number), badge(a.status === 'running' ? 'in_process' : a.status === 'timed_out' ? 'failed' : a.status, stateLabel(a.status)),
+        a.runner || '', timeCell(a.started), timeCell(a.finished), a.exit_code === null || a.exit_code === undefined ? '' : String(a.exit_code), attemptReason(a)]);
       const blocks = attempts.slice().reverse().map(outputBlock);
       blocks.forEach((b, i) => { if (outputs.children[i] !== b) outputs.insertBefore(b, outputs.children[i] || null); });
       while (outputs.children.length > blocks.length) outputs.lastChild.remove();

@@ -7,11 +7,14 @@
 
 const StqWorkflows = (() => {
   const {
-    STATES, LABEL, stats, h, patch, syncRows, ms, seconds, fmtDuration, timeCell, fmtCommand,
-    ApiError, call, badge, progressBar, countsText, waitingText, elapsed, flash,
+    STATES, LABEL, stats, h, patch, syncRows, ms, seconds, fmtDuration, fmtLimit, timeCell, fmtCommand,
+    ApiError, call, stateLabel, badge, progressBar, countsText, attemptsText, failureReason,
+    ranSeconds, waitingText, elapsed, flash,
   } = StqCore;
   const LIST_PAGE = 50;
   const TABLE_PAGE = 200;
+  /** At most this many failed tasks are read per refresh to learn why they failed. */
+  const REASON_READS = 20;
   /** Past this many tasks a refresh asks only for what can still change. */
   const INCREMENTAL_FROM = 300;
   /** ...and re-reads the whole workflow every this many refreshes all the same. */
@@ -84,7 +87,7 @@ const StqWorkflows = (() => {
       const shown = rows.filter((w) => filter === 'all' || w.state === filter);
       syncRows(tbody, shown, (w) => w.id, (w) => [
         h('a', { href: `#/workflows/${encodeURIComponent(w.id)}`, class: 'wf-name' }, w.name),
-        badge(w.state === 'running' ? 'in_process' : w.state, w.state),
+        badge(w.state === 'running' ? 'in_process' : w.state, stateLabel(w.state)),
         progressBar(w.counts || {}),
         countsText(w.counts || {}),
         timeCell(w.created),
@@ -157,14 +160,49 @@ const StqWorkflows = (() => {
     }
   }
 
+  /**
+   * Why each failed task failed, for the Failed list's Reason column. A listed task
+   * carries no attempts, so a task that failed by its own attempts is read once (again
+   * after a retry gave it more), a few per refresh.
+   */
+  class FailureReasons {
+    constructor() {
+      this.known = new Map();
+    }
+
+    static key(t) {
+      return `${t.id}:${t.attempts_used}`;
+    }
+
+    /** Whether the reason of ``t`` needs its attempts read. */
+    unknown(t) {
+      return t.state === 'failed' && !t.reason && !t.attempts && !this.known.has(FailureReasons.key(t));
+    }
+
+    async load(tasks) {
+      const wanted = tasks.filter((t) => this.unknown(t)).slice(0, REASON_READS);
+      await Promise.all(wanted.map(async (t) => {
+        try {
+          this.known.set(FailureReasons.key(t), failureReason(await call(`/tasks/${encodeURIComponent(t.id)}`)));
+        } catch (ex) {
+          if (!(ex instanceof ApiError)) throw ex; // gone meanwhile: the next full read says so
+        }
+      }));
+    }
+
+    text(t) {
+      return failureReason(t) || this.known.get(FailureReasons.key(t)) || '';
+    }
+  }
+
   /** The To Do list's short "Waiting for" cell; the whole sentence is its tooltip. */
   function waitingCell(w) {
     const text = waitingText(w);
     return text ? h('span', { class: 'waiting', title: `Waiting for ${text}` }, text) : '';
   }
 
-  function taskTable(st) {
-    const cols = ['Task', 'Created', 'Started', 'Command', 'Duration', 'Depends on', 'Attempts', 'Runner'];
+  function taskTable(st, reasons) {
+    const cols = ['Task', 'Created', 'Started', 'Command', 'Limit', 'Ran', 'Depends on', 'Attempts', 'Runner'];
     if (st === 'failed') cols.push('Reason');
     if (st === 'todo') cols.push('Waiting for');
     const tbody = h('tbody');
@@ -179,13 +217,6 @@ const StqWorkflows = (() => {
       more);
     more.addEventListener('click', () => { cap += 10 * TABLE_PAGE; update(last); });
 
-    function duration(t, now) {
-      const s = ms(t.started);
-      if (s === null) return seconds(t.duration) ? h('span', { class: 'muted', title: 'expected' }, fmtDuration(seconds(t.duration))) : '';
-      const e = t.state === 'in_process' ? now : ms(t.finished);
-      return e === null ? '' : fmtDuration((e - s) / 1000);
-    }
-
     function update(tasks) {
       last = tasks;
       const now = Date.now();
@@ -199,12 +230,13 @@ const StqWorkflows = (() => {
           h('a', { href: `#/tasks/${encodeURIComponent(t.id)}` }, t.name),
           timeCell(t.created), timeCell(t.started),
           h('code', { title: fmtCommand(t.command) }, fmtCommand(t.command)),
-          duration(t, now),
+          fmtLimit(t),
+          fmtDuration(ranSeconds(t, now)),
           (t.depends_on || []).join(', '),
-          t.max_attempts ? `${t.attempts_used}/${t.max_attempts}` : String(t.attempts_used ?? ''),
+          h('span', { title: `Attempts: ${attemptsText(t)}` }, attemptsText(t, true)),
           t.runner || '',
         ];
-        if (st === 'failed') row.push(t.reason ? t.reason.replace('_', ' ') : 'attempts failed');
+        if (st === 'failed') row.push(reasons.text(t));
         if (st === 'todo') row.push(waitingCell(t.waiting_for));
         return row;
       });
@@ -236,7 +268,8 @@ const StqWorkflows = (() => {
     const graph = new StqGraph.Graph(graphBox, (t) => { location.hash = `#/tasks/${encodeURIComponent(t.id)}`; });
     const collapse = h('button', { class: 'small', id: 'collapse', hidden: true, onclick: () => graph.collapseAll() }, 'Collapse groups');
     graph.onLayout = (g) => { collapse.hidden = g.expanded.size === 0; };
-    const tables = Object.fromEntries(STATES.map((s) => [s, taskTable(s)]));
+    const reasons = new FailureReasons();
+    const tables = Object.fromEntries(STATES.map((s) => [s, taskTable(s, reasons)]));
     const action = (verb, question, yes) => async () => {
       if (!(await confirmDialog(question, yes))) return;
       try {
@@ -262,7 +295,7 @@ const StqWorkflows = (() => {
       const now = Date.now();
       document.title = `${wf.name} · STQ`;
       if (title.textContent !== wf.name) title.textContent = wf.name;
-      patch(stateBadge, wf.state, () => badge(wf.state === 'running' ? 'in_process' : wf.state, wf.state));
+      patch(stateBadge, wf.state, () => badge(wf.state === 'running' ? 'in_process' : wf.state, stateLabel(wf.state)));
       desc.textContent = wf.description || '';
       desc.hidden = !wf.description;
       const left = wf.state === 'running' ? durationEstimate(wf.tasks, now) : null;
@@ -283,7 +316,13 @@ const StqWorkflows = (() => {
       if (stats.firstRenderMs === null) stats.firstRenderMs = performance.now();
     }
 
-    return { root, title: 'Workflow', async refresh() { render(await source.read()); } };
+    async function refresh() {
+      const wf = await source.read();
+      await reasons.load(wf.tasks);
+      render(wf);
+    }
+
+    return { root, title: 'Workflow', refresh };
   }
 
   return { workflowsView, workflowView };

@@ -1,0 +1,108 @@
+"""A real runner streams a command's output while it runs, and stops it within 2 s of a cancel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import BIN, LiveServer, scrubbed_env, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = LiveServer(db=tmp_path / "stq.db", workers=2).start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def runner(server: LiveServer, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(tmp_path / "runner.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "stq"), "worker", server.url, "--name", "live"],
+            env=scrubbed_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def submit(server: LiveServer, command: str) -> tuple[str, str]:
+    doc = {"name": "live", "tasks": {"a": {"command": command, "max_attempts": 1}}}
+    posted = requests.post(f"{server.url}/api/v1/workflows", json=doc, timeout=10)
+    assert posted.status_code == 201, posted.text
+    return posted.json()["id"], posted.json()["tasks"][0]["id"]
+
+
+def running_attempt(server: LiveServer, task_id: str) -> str:
+    def attempt() -> str | None:
+        task = requests.get(f"{server.url}/api/v1/tasks/{task_id}", timeout=10).json()
+        return task["attempts"][-1]["id"] if task["state"] == "in_process" else None
+
+    return wait_until(attempt, timeout=20, what="the attempt to start")
+
+
+def test_output_is_readable_while_the_command_runs(
+    server: LiveServer, runner: subprocess.Popen[bytes]
+) -> None:
+    _, task_id = submit(server, "echo first; sleep 4; echo second")
+    aid = running_attempt(server, task_id)
+    started = time.monotonic()
+
+    def first() -> requests.Response | None:
+        got = requests.get(f"{server.url}/api/v1/attempts/{aid}/output", timeout=10)
+        return got if "first" in got.text else None
+
+    got = wait_until(first, timeout=10, what="the first line")
+    assert time.monotonic() - started < 3  # streamed within about a second, not at the end
+    assert got.headers["STQ-Attempt-Finished"] == "false"
+    assert "second" not in got.text
+    end = int(got.headers["STQ-Output-End"])
+
+    def finished() -> requests.Response | None:
+        params = {"offset": end}
+        got = requests.get(f"{server.url}/api/v1/attempts/{aid}/output", params=params, timeout=10)
+        return got if got.headers["STQ-Attempt-Finished"] == "true" else None
+
+    rest = wait_until(finished, timeout=20, what="the attempt's end")
+    assert rest.text == "second\n"  # what came after the offset, once, with the result
+
+
+def test_a_cancel_stops_the_command_within_two_seconds(
+    server: LiveServer, runner: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    wid, task_id = submit(server, f"echo $$ > {pid_file}; exec sleep 120")
+    aid = running_attempt(server, task_id)
+    pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10))
+    time.sleep(1.5)  # well into the command (its first heartbeat already held)
+    cancelled = time.monotonic()
+    assert requests.post(f"{server.url}/api/v1/workflows/{wid}/cancel", timeout=10).ok
+    wait_until(lambda: not _alive(pid), timeout=10, interval=0.01, what="the command to end")
+    assert time.monotonic() - cancelled < 2.0
+    task = requests.get(f"{server.url}/api/v1/tasks/{task_id}", timeout=10).json()
+    assert task["state"] == "failed" and task["reason"] == "cancelled"
+    assert task["attempts"][0]["id"] == aid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
