@@ -73,7 +73,7 @@ def healthy(url: str) -> bool:
 
 #: The recommended command line with gunicorn's own worker class (docs/api.md, "Serving").
 PLAIN_GUNICORN = ["-m", "gunicorn", "stq.api:app", "--workers", "4", "--worker-class", "gthread",
-                  "--threads", "256", "--no-control-socket"]  # fmt: skip
+                  "--threads", "1000", "--no-control-socket"]  # fmt: skip
 
 
 @contextmanager

@@ -195,8 +195,12 @@ async def _until(predicate, deadline: float, interval: float = 0.05) -> bool:
 
 
 def _listed(url: str) -> int:
-    """How many runners the server lists: it has taken in each one's first claim."""
-    return len(requests.get(url + "/api/v1/runners", timeout=30).json()["runners"])
+    """How many runners the server lists: it has taken in each one's first claim (0 while
+    it does not answer: the caller's deadline decides)."""
+    try:
+        return len(requests.get(url + "/api/v1/runners", timeout=30).json()["runners"])
+    except requests.RequestException:
+        return 0
 
 
 async def _finished(db: Path, deadline: float) -> tuple | None:

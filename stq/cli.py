@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from stq import __version__
-from stq.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StqError, WorkflowInvalid
+from stq.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StqError, UsageError, WorkflowInvalid
 from stq.lookup import NAME_SEARCH_WORKFLOWS
 from stq.model import WorkflowSpec
 from stq.server import DEFAULT_BIND, default_workers
@@ -115,6 +115,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     from stq.gc_pause import gc_paused
     from stq.progress import Progress, summary
 
+    if args.junit and not args.wait:
+        raise UsageError("--junit needs --wait: the report is written when the workflow ends")
     client = _client(args, settings)
     with gc_paused():  # a big workflow is millions of objects and no cycles
         document = workflow_document(_load(args.file, "submitted"))
@@ -126,7 +128,19 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     reads = _PatientReads(client)
     final = Progress(reads, sys.stdout, tty=sys.stdout.isatty()).follow(wf_id)  # type: ignore[arg-type]
     summary(reads, final, sys.stdout)  # type: ignore[arg-type]
+    if args.junit:
+        from stq.junit import ApiAttempts, write_report
+
+        write_report(args.junit, final, ApiAttempts(reads))  # type: ignore[arg-type]
     return EXIT_OK if final["state"] == "completed" else EXIT_FAILED
+
+
+def _junit_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--junit",
+        metavar="FILE",
+        help="also write a JUnit XML report there when the workflow ends (for CI test views)",
+    )
 
 
 def _say(message: str) -> None:
@@ -188,7 +202,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from stq.local import run_local
 
     spec = _load(args.file, "run")
-    return run_local(spec, args.jobs, args.db, sys.stdout, verbose=args.verbose)
+    return run_local(spec, args.jobs, args.db, sys.stdout, verbose=args.verbose, junit=args.junit)
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -210,36 +224,17 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
-    """The captured output of a task's attempt (default: the last)."""
+    """The captured output of a task's attempt (default: the last); -f follows it live."""
+    from stq import follow
     from stq.lookup import find_task
-    from stq.progress import safe
 
     client = _client(args, settings)
-    attempt = _shown_attempt(find_task(client, args.task_id), args.attempt)
-    text = client.output(attempt["id"])
-    sys.stdout.write(safe(text, keep_newlines=True) if sys.stdout.isatty() else text)
-    if attempt.get("status") == "running":  # the runner sends the output when it ends
-        sys.stdout.flush()
-        print(
-            f"stq: attempt {attempt['number']} of task {args.task_id} is still running: "
-            "its output reaches the server when it ends; run stq logs again then",
-            file=sys.stderr,
-        )
+    task = find_task(client, args.task_id)
+    if args.follow:
+        follow.follow(client, task, args.attempt, sys.stdout)
+    else:
+        follow.show(client, task, args.attempt, sys.stdout)
     return EXIT_OK
-
-
-def _shown_attempt(task: dict[str, Any], number: int | None) -> dict[str, Any]:
-    """The attempt ``stq logs`` shows: number ``number``, or the last; exit 1 if none."""
-    from stq.views import no_attempts
-
-    attempts = task.get("attempts") or []
-    if number is not None:
-        attempts = [a for a in attempts if a["number"] == number]
-        if not attempts:
-            raise StqError(f"task {task['id']} has no attempt {number}: see stq status")
-    if not attempts:
-        raise StqError(no_attempts(task))
-    return attempts[-1]
 
 
 def cmd_runners(args: argparse.Namespace, settings: Settings) -> int:
@@ -303,6 +298,7 @@ def _add_client_commands(sub: Any) -> None:
     p = _command(sub, "submit", "submit a workflow to a server and print its id", cmd_submit)
     p.add_argument("file", metavar="FILE", help="the workflow file (YAML)")
     p.add_argument("--wait", action="store_true", help="follow it; exit 1 if it fails")
+    _junit_flag(p)
     p.add_argument(
         "--answer-timeout",
         type=_number(float, 1),
@@ -327,6 +323,12 @@ def _add_client_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--attempt", type=_number(int, 1), metavar="N", help="attempt to show (default: the last)"
+    )
+    p.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="print output as the command prints it, through each retry, until the task ends",
     )
     _server_flag(p)
 
@@ -384,6 +386,7 @@ def _add_process_commands(sub: Any) -> None:
         help=f"local runners, 1 to {MAX_JOBS} (default: one per CPU, here %(default)s)",
     )
     p.add_argument("--db", metavar="PATH", help="SQLite file to keep (default: a temp file)")
+    _junit_flag(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

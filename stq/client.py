@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, urlencode
 
 from stq import http_lite
@@ -104,6 +104,15 @@ _NOT_STQ_STATUSES = frozenset(range(400, 500)) - {401} | {501}
 #: STQ's (a proxy's page while its server restarts, a wrong URL) is one more outage to
 #: a runner, which logs it and keeps trying, as for an unreachable server (SPEC 4).
 RETRYABLE = (ServerUnreachable, StoreUnavailable, ServerError, NotStqServer)
+
+
+class OutputPart(NamedTuple):
+    """Part of an attempt's output as the server answered it (SPEC 8.4's headers)."""
+
+    text: str
+    start: int
+    end: int
+    finished: bool
 
 
 class Client:
@@ -272,6 +281,24 @@ class Client:
 
     def output(self, attempt_id: str) -> str:
         return self._call("GET", f"/api/v1/attempts/{_seg(attempt_id)}/output").text
+
+    def output_from(self, attempt_id: str, offset: int) -> OutputPart:
+        """The kept output from byte ``offset`` on, where it sits, and whether it is all.
+
+        A server without offsets answers the whole output and no headers: it is
+        then taken as starting at byte 0, and as final.
+        """
+        path = f"/api/v1/attempts/{_seg(attempt_id)}/output"
+        resp = self._call("GET", path, params={"offset": offset})
+        end = resp.headers.get("STQ-Output-End")
+        if end is None:
+            return OutputPart(resp.text, 0, len(resp.content), True)
+        return OutputPart(
+            resp.text,
+            int(resp.headers.get("STQ-Output-Start") or 0),
+            int(end),
+            resp.headers.get("STQ-Attempt-Finished") == "true",
+        )
 
     def claim(self, runner: str, labels: list[str], wait: float = 0.0) -> dict | None:
         body = {"runner": runner, "labels": labels, "wait": wait}

@@ -59,13 +59,21 @@ def workflow_labels(spec: WorkflowSpec) -> list[str]:
 
 
 def run_local(
-    spec: WorkflowSpec, jobs: int, db: str | None, out: TextIO, verbose: bool = False
+    spec: WorkflowSpec,
+    jobs: int,
+    db: str | None,
+    out: TextIO,
+    verbose: bool = False,
+    junit: str | None = None,
 ) -> int:
-    """Run ``spec`` to the end with ``jobs`` local runners; 0 completed, 1 failed."""
+    """Run ``spec`` to the end with ``jobs`` local runners; 0 completed, 1 failed.
+
+    ``junit``: also write a JUnit XML report there (before the server stops).
+    """
     # The signals are handled outside the stack, so they stay handled while it unwinds.
     with _StopSignals() as stop, ExitStack() as stack:
         try:
-            return _run(stack, stop, spec, jobs, db, out, verbose)
+            return _run(stack, stop, spec, jobs, db, out, verbose, junit)
         except Interrupted:
             out.write("\ninterrupted: stopping every process\n")
             return EXIT_FAILED
@@ -79,6 +87,7 @@ def _run(
     db: str | None,
     out: TextIO,
     verbose: bool,
+    junit: str | None,
 ) -> int:
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stq-run-")))
     token = secrets.token_urlsafe(24)
@@ -104,6 +113,10 @@ def _run(
         client.cancel(wf_id)
         return EXIT_FAILED
     summary(client, final, out)
+    if junit:
+        from stq.junit import ApiAttempts, write_report
+
+        write_report(junit, final, ApiAttempts(client))
     return EXIT_OK if final["state"] == "completed" else EXIT_FAILED
 
 

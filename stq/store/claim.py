@@ -13,7 +13,7 @@ read; the best of those and the best unlabelled task wins.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from stq.model import Claim, Offer, TaskState
 from stq.store import records, rules, runners
@@ -62,21 +62,32 @@ MARK_IN_PROCESS = (
 )
 
 
-def take(tx: Tx, runner: str, labels: Collection[str], after: int | None = None) -> Claim | None:
+def take(
+    tx: Tx,
+    runner: str,
+    labels: Collection[str],
+    after: int | None = None,
+    note: bool = True,
+) -> Claim | None:
     """Claim the first claimable task the runner may take (inside a write transaction).
 
-    ``after``: the attempt whose result asked for this claim (see ``claimed_after``).
+    ``after``: the attempt whose result asked for this claim (see ``claimed_after``);
+    ``note``: also note the runner as heard from (the runners view).
     """
-    runners.seen(tx, [(runner, labels)])
+    if note:
+        runners.seen(tx, [(runner, labels)])
     candidate = find_candidate(tx, labels)
     return None if candidate is None else start_attempt(tx, candidate, runner, after)
 
 
-def take_many(tx: Tx, names: Sequence[str], labels: Collection[str]) -> list[Claim]:
-    """``take`` for each named runner in turn (all with ``labels``), until nothing is left."""
+def take_many(
+    tx: Tx, names: Sequence[str], labels: Collection[str], note: Callable[[str], bool]
+) -> list[Claim]:
+    """``take`` for each named runner in turn (all with ``labels``), until nothing is left;
+    ``note(name)``: whether to note that runner as heard from."""
     claims = []
     for runner in names:
-        taken = take(tx, runner, labels)
+        taken = take(tx, runner, labels, note=note(runner))
         if taken is None:
             break
         claims.append(taken)

@@ -8,6 +8,7 @@ runner's running attempt, which the claim rules keep exact.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterable
 
 from stq.model import Runner, RunnerState
@@ -16,6 +17,8 @@ from stq.store.transitions import Tx
 
 #: Seconds a runner stays listed after it was last heard from.
 LISTED_FOR = 600.0
+#: Runners a process remembers as lately noted before it forgets the old ones.
+MAX_NOTES = 10_000
 
 SEEN = (
     "INSERT INTO runner (name, labels, last_seen) VALUES (?, ?, ?) "
@@ -26,6 +29,26 @@ FORGET = "DELETE FROM runner WHERE last_seen < ?"
 LISTED = "SELECT name, labels, last_seen FROM runner WHERE last_seen >= ? ORDER BY name"
 #: Few attempts run at a time: the status index finds them.
 RUNNING = "SELECT runner, id, task_id, heartbeat FROM attempt WHERE status = 'running'"
+
+
+class Notes:
+    """Which runners this process noted lately, so a busy runner's claims (one per task)
+    write its row once every ``every`` seconds, not once per task."""
+
+    def __init__(self, every: float):
+        self.every = every
+        self._noted: dict[str, tuple[frozenset[str], float]] = {}
+
+    def due(self, name: str, labels: Collection[str]) -> bool:
+        now = time.monotonic()
+        have = frozenset(labels)
+        last = self._noted.get(name)
+        if last is not None and last[0] == have and now - last[1] < self.every:
+            return False
+        if len(self._noted) > MAX_NOTES:
+            self._noted = {n: v for n, v in self._noted.items() if now - v[1] < self.every}
+        self._noted[name] = (have, now)
+        return True
 
 
 def seen(tx: Tx, runners: Iterable[tuple[str, Collection[str]]]) -> None:

@@ -116,6 +116,7 @@ class SqlStore:
         self._all: set[Any] = set()
         self._spare: list[tuple[int, Any]] = []  # (pid, connection) given back by ended threads
         self._pool: ConnectionPool | None = None
+        self._notes = runners.Notes(every=min(5.0, self.heartbeat_timeout / 3))
         self._lock = threading.Lock()
         self._nothing_due_at = float("-inf")
         #: Where writes run one at a time (SQLite), this process's threads queue for
@@ -355,7 +356,11 @@ class SqlStore:
             with self._read() as tx:  # no write lock while nothing is claimable
                 if claim.find_candidate(tx, labels, lock=False) is None:
                     return []
-        return self._write(lambda tx: claim.take_many(tx, runners, labels))
+
+        def note(runner: str) -> bool:
+            return self._notes.due(runner, labels)
+
+        return self._write(lambda tx: claim.take_many(tx, runners, labels, note))
 
     def see_runners(self, seen: Collection[tuple[str, Collection[str]]]) -> None:
         def note(tx: Tx) -> None:
@@ -408,7 +413,8 @@ class SqlStore:
             if outcome.refused is not None:
                 return outcome, None  # a refused result claims nothing
             again = claim.claimed_after(tx, aid, runner) if outcome.repeat else None
-            return outcome, again or claim.take(tx, runner, labels, after=aid)
+            note = self._notes.due(runner, labels)
+            return outcome, again or claim.take(tx, runner, labels, after=aid, note=note)
 
         outcome, claimed = self._write(report_then_claim)
         return outcome.answer(), claimed

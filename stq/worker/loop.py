@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from stq.client import RETRYABLE, Client
-from stq.errors import Conflict, NotFound
+from stq.errors import Conflict, NotFound, StqError
 from stq.worker import process
 from stq.worker.heartbeat import CANCELLED, Beater, Supervisor, Watch
 
@@ -182,9 +182,28 @@ class Runner:
         self.supervisor.release(watch)
         process.signal_group(proc.pid, 9)  # nothing the command started outlives it
         exit_code, message = process.describe_exit(returncode)
-        message = watch.kill_reason or message
+        message = self._why_stopped(claim, watch.kill_reason) or message
         status = "completed" if returncode == 0 and watch.kill_reason is None else "failed"
         return {"status": status, "exit_code": exit_code, "message": message, **self._rest(watch)}
+
+    def _why_stopped(self, claim: dict[str, Any], kill_reason: str | None) -> str | None:
+        """Why the command was killed; for a server's stop, what the task had become.
+
+        The server asks a command to stop when its workflow was cancelled, but
+        also when an earlier attempt, presumed lost, completed the task after
+        all: "cancelled" would then mislead whoever reads the attempt.
+        """
+        if kill_reason != CANCELLED:
+            return kill_reason
+        try:
+            task = self.clients[self.current].task(claim["task_id"])
+        except StqError:
+            return kill_reason
+        if task.get("state") == "completed":
+            return "stopped: an earlier attempt completed the task"
+        if task.get("state") == "failed" and task.get("reason") != "cancelled":
+            return "stopped: the task had already failed"
+        return kill_reason
 
     def _rest(self, watch: Watch) -> dict[str, Any]:
         """The output the server has not taken yet, for the result (the last MiB of it).

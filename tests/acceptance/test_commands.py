@@ -84,10 +84,7 @@ def test_logs_without_output_says_why(tmp_path: Path, start_server, start_runner
 
     running = stq("logs", ids["slow"], env=env)  # what there is (nothing yet), and why
     assert running.returncode == 0 and running.stdout == ""
-    assert running.stderr == (
-        f"stq: attempt 1 of task {ids['slow']} is still running: "
-        "its output reaches the server when it ends; run stq logs again then\n"
-    )
+    assert running.stderr == "stq: attempt 1 is still running: stq logs -f follows it\n"
 
     assert stq("cancel", wf_id, env=env).returncode == 0
     cancelled = stq("logs", ids["after_slow"], env=env)

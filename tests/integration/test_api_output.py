@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -128,10 +129,9 @@ def test_output_of_an_attempt_presumed_lost_is_kept(make_api: support.MakeApi) -
     assert text == "still here\nbye\n" and headers["stq-attempt-finished"] == "true"
 
 
-def test_a_held_heartbeat_answers_at_once_on_cancel(make_api: support.MakeApi) -> None:
-    api = make_api(hb_timeout=60)  # a heartbeat interval of 10 s
-    aid = running(api)
-    wid = _workflow_of(api, aid)
+def held_heartbeat(api: Api, aid: str, then: Callable[[], object]) -> tuple[Any, float]:
+    """A heartbeat held up to 10 s, ``then()`` done while it is held: its answer, and after
+    how many seconds it came."""
     answers: list[tuple[Any, float]] = []
 
     def beat() -> None:
@@ -143,27 +143,24 @@ def test_a_held_heartbeat_answers_at_once_on_cancel(make_api: support.MakeApi) -
     holder.start()
     time.sleep(0.3)  # the heartbeat is being held (nothing to poll for from here)
     assert not answers
-    api.post(f"/api/v1/workflows/{wid}/cancel")
+    then()
     holder.join(5)
-    assert answers and answers[0][0] == {"cancel": True}
-    assert answers[0][1] < 2.0
+    assert answers, "no answer within 5 s"
+    return answers[0]
+
+
+def test_a_held_heartbeat_answers_at_once_on_cancel(make_api: support.MakeApi) -> None:
+    api = make_api(hb_timeout=60)  # a heartbeat interval of 10 s
+    aid = running(api)
+    wid = _workflow_of(api, aid)
+    answer, after = held_heartbeat(api, aid, lambda: api.post(f"/api/v1/workflows/{wid}/cancel"))
+    assert answer == {"cancel": True} and after < 2.0
 
 
 def test_a_held_heartbeat_ends_when_its_attempt_does(api: Api) -> None:
     aid = running(api)
-    answers: list[tuple[Any, float]] = []
-
-    def beat() -> None:
-        started = time.monotonic()
-        got = api.post(f"/api/v1/attempts/{aid}/heartbeat", {"wait": 10})
-        answers.append((got.json, time.monotonic() - started))
-
-    holder = threading.Thread(target=beat)
-    holder.start()
-    time.sleep(0.3)
-    api.report(aid)
-    holder.join(5)
-    assert answers and answers[0][0] == {"cancel": False} and answers[0][1] < 2.0
+    answer, after = held_heartbeat(api, aid, lambda: api.report(aid))
+    assert answer == {"cancel": False} and after < 2.0
 
 
 def _task_of(api: Api, attempt_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,26 +28,12 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def runner(server: LiveServer, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(tmp_path / "runner.log", "wb") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "stq"), "worker", server.url, "--name", "live"],
-            env=scrubbed_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
+    proc = start_worker(server, "live", tmp_path)
     try:
         yield proc
     finally:
         proc.terminate()
         proc.wait(20)
-
-
-def submit(server: LiveServer, command: str) -> tuple[str, str]:
-    doc = {"name": "live", "tasks": {"a": {"command": command, "max_attempts": 1}}}
-    posted = requests.post(f"{server.url}/api/v1/workflows", json=doc, timeout=10)
-    assert posted.status_code == 201, posted.text
-    return posted.json()["id"], posted.json()["tasks"][0]["id"]
 
 
 def running_attempt(server: LiveServer, task_id: str) -> str:
@@ -60,7 +47,7 @@ def running_attempt(server: LiveServer, task_id: str) -> str:
 def test_output_is_readable_while_the_command_runs(
     server: LiveServer, runner: subprocess.Popen[bytes]
 ) -> None:
-    _, task_id = submit(server, "echo first; sleep 4; echo second")
+    _, task_id = submit_to(server, "echo first; sleep 4; echo second", max_attempts=1)
     aid = running_attempt(server, task_id)
     started = time.monotonic()
 
@@ -87,7 +74,7 @@ def test_a_cancel_stops_the_command_within_two_seconds(
     server: LiveServer, runner: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "pid"
-    wid, task_id = submit(server, f"echo $$ > {pid_file}; exec sleep 120")
+    wid, task_id = submit_to(server, f"echo $$ > {pid_file}; exec sleep 120", max_attempts=1)
     aid = running_attempt(server, task_id)
     pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10))
     time.sleep(1.5)  # well into the command (its first heartbeat already held)
@@ -106,3 +93,67 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_late_success_stops_the_newer_attempt_and_says_why(tmp_path: Path) -> None:
+    """Attempt 1's runner freezes (presumed lost), attempt 2 starts elsewhere, then the
+    first command's success arrives after all: attempt 2's command is stopped, and its
+    reason says an earlier attempt completed the task, not that anything was cancelled."""
+    server = LiveServer(
+        db=tmp_path / "stq.db", workers=2, env={"STQ_HEARTBEAT_TIMEOUT": "2"}
+    ).start()
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        command = 'if [ "$STQ_ATTEMPT_NUMBER" = 1 ]; then sleep 3; else exec sleep 60; fi'
+        _, task_id = submit_to(server, command, max_attempts=2)
+        first = start_worker(server, "first", tmp_path)
+        started.append(first)
+        running_attempt(server, task_id)
+        first.send_signal(signal.SIGSTOP)  # frozen: no heartbeat, no result (its command runs)
+        started.append(start_worker(server, "second", tmp_path))
+
+        def second_running() -> bool:
+            task = requests.get(f"{server.url}/api/v1/tasks/{task_id}", timeout=10).json()
+            return len(task["attempts"]) == 2 and task["attempts"][1]["status"] == "running"
+
+        wait_until(second_running, timeout=20, what="attempt 2 to run")
+        first.send_signal(signal.SIGCONT)  # attempt 1's success is reported, late
+        task = wait_until(
+            lambda: _ended_attempts(server, task_id, 2), timeout=20, what="both attempts' end"
+        )
+    finally:
+        for proc in started:
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+            proc.wait(20)
+        server.stop()
+    assert task["state"] == "completed"
+    one, two = task["attempts"]
+    assert one["status"] == "completed"
+    assert two["status"] == "failed"
+    assert two["reason"] == "stopped: an earlier attempt completed the task"
+
+
+def submit_to(server: LiveServer, command: str, max_attempts: int) -> tuple[str, str]:
+    doc = {"name": "w", "tasks": {"a": {"command": command, "max_attempts": max_attempts}}}
+    posted = requests.post(f"{server.url}/api/v1/workflows", json=doc, timeout=10)
+    assert posted.status_code == 201, posted.text
+    return posted.json()["id"], posted.json()["tasks"][0]["id"]
+
+
+def start_worker(server: LiveServer, name: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    with open(tmp_path / f"{name}.log", "wb") as log:
+        return subprocess.Popen(
+            [str(BIN / "stq"), "worker", server.url, "--name", name],
+            env=scrubbed_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+
+
+def _ended_attempts(server: LiveServer, task_id: str, count: int) -> dict | None:
+    task = requests.get(f"{server.url}/api/v1/tasks/{task_id}", timeout=10).json()
+    attempts = task["attempts"]
+    done = len(attempts) == count and all(a["status"] != "running" for a in attempts)
+    return task if done else None
