@@ -260,6 +260,13 @@ def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    """Forget a finished workflow with its tasks and output; a running one is refused."""
+    _client(args, settings).delete(args.workflow_id)
+    print(f"{args.workflow_id}: deleted")
+    return EXIT_OK
+
+
 def _number(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
     """An argparse type: a number of ``kind`` from ``low`` up to ``high`` (if given)."""
 
@@ -339,6 +346,7 @@ def _add_client_commands(sub: Any) -> None:
     for name, handler, text in [
         ("cancel", cmd_cancel, "cancel a workflow: its unfinished tasks fail"),
         ("retry", cmd_retry, "retry a workflow's failed tasks"),
+        ("delete", cmd_delete, "forget a finished workflow, its tasks and their output"),
     ]:
         p = _command(sub, name, text, handler)
         _workflow_id(p)

@@ -13,8 +13,11 @@ _PARTS = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _UNITS = ((3600, "h"), (60, "m"))
 
 
-def parse_duration(value: object) -> float:
-    """Seconds for a duration; ``ValueError`` with a readable reason when it is not one."""
+def parse_duration(value: object, zero_ok: bool = False) -> float:
+    """Seconds for a duration; ``ValueError`` with a readable reason when it is not one.
+
+    ``zero_ok``: 0 is a duration too (a ``retry_delay`` may be none at all).
+    """
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
@@ -23,8 +26,11 @@ def parse_duration(value: object) -> float:
         seconds = _parse_text(value.strip())
     else:
         raise ValueError(f"{value!r} is not a duration")
+    if zero_ok and seconds == 0:
+        return 0.0
     if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(f"{value!r} must be greater than 0 seconds")
+        least = "0 seconds or more" if zero_ok else "greater than 0 seconds"
+        raise ValueError(f"{value!r} must be {least}")
     return seconds
 
 

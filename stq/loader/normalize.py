@@ -40,8 +40,8 @@ class _Normalizer:
     def seconds(self, value: Any, path: list[Any]) -> float | None:
         if value is None:
             return None
-        try:
-            return parse_duration(value)
+        try:  # a retry delay may be 0: a task can take back its defaults' delay
+            return parse_duration(value, zero_ok=path[-1] == "retry_delay")
         except ValueError as ex:
             self.problems.append(self.where.problem(path, str(ex)))
             return None
