@@ -9,6 +9,7 @@ task cannot replay escape sequences on the user's terminal.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import time
@@ -21,6 +22,14 @@ from stq.client import Client
 #: Seconds between readings of a running workflow. Each reads its summary (and, on a
 #: terminal, the tasks in process), not every task: cheap whatever the workflow's size.
 POLL_INTERVAL = 0.1
+#: Seconds between readings of the time left, which only the workflow read with every
+#: task carries (the server's estimate, the one the dashboard shows): on a terminal only,
+#: and never more often than ESTIMATE_COST_SHARE times as long as the last reading took.
+ESTIMATE_EVERY = 2.0
+ESTIMATE_COST_SHARE = 20
+#: Past this many tasks the line shows no time left: one reading of every task would
+#: hold the line still for a second or more.
+ESTIMATE_MAX_TASKS = 5000
 #: Lines of a failed task's output shown in the summary.
 TAIL_LINES = 15
 #: Failed tasks whose last attempt is read to say why they failed. A workflow's task
@@ -86,6 +95,41 @@ def counts_line(counts: dict[str, int]) -> str:
     return f"{terminal(counts)}/{total} done: " + ", ".join(parts)
 
 
+def duration_text(seconds: float) -> str:
+    """'45s', '2m 16s', '1h 05m': a duration as the dashboard writes it (``fmtDuration``)."""
+    whole = max(0, math.floor(seconds + 0.5))  # rounded half up, as JavaScript's Math.round
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def time_left_text(wf: dict) -> str:
+    """'~2m 16s': a running workflow's ``time_left`` (the server's estimate); '' without one."""
+    left = wf.get("time_left")
+    if wf.get("state") != "running" or not isinstance(left, int | float):
+        return ""
+    return "~" + duration_text(left)
+
+
+def terminal_line(counts: dict[str, int], elapsed: float, left: str, running: list[str]) -> str:
+    """The line a terminal redraws: bar, elapsed time, time left, counts, tasks running.
+
+    The time left comes before the counts, whose length varies, so that it is not
+    the part an 80-column terminal cuts off.
+    """
+    total = max(1, sum(counts.values()))
+    bar = "#" * (20 * terminal(counts) // total)
+    text = f"[{bar:<20}] {elapsed:5.1f}s "
+    if left:
+        text += f"(time left {left}) "
+    text += counts_line(counts)
+    if running:
+        text += " | running: " + ", ".join(safe(name) for name in running)
+    return text
+
+
 def workflow_state(wf: dict) -> str:
     """The workflow's state, and that it was cancelled when its tasks say so.
 
@@ -111,6 +155,9 @@ def _parse(stamp: str) -> datetime:
 class Progress:
     """Follows one workflow until it ends, drawing progress on ``out``."""
 
+    #: ``ESTIMATE_MAX_TASKS``, per follower (a test lowers it).
+    estimate_max_tasks = ESTIMATE_MAX_TASKS
+
     def __init__(self, client: Client, out: TextIO, tty: bool, clock=time.monotonic):
         self.client = client
         self.out = out
@@ -118,6 +165,10 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self._last = ""
+        #: The last reading of the workflow with its tasks (for ``time_left``), and when
+        #: (by ``clock``) the next one is due.
+        self._estimate: dict = {}
+        self._estimate_due = self.started
 
     def follow(self, workflow_id: str, stop: Callable[[], bool] = lambda: False) -> dict:
         """Poll until the workflow is no longer running (or ``stop()``); its last reading.
@@ -135,14 +186,31 @@ class Progress:
                     self.out.write("\n")
                     self.out.flush()
                 return wf
-            self._draw(wf, self._running(workflow_id))
+            self._draw(wf, self._running(workflow_id), self._time_left(wf))
             time.sleep(POLL_INTERVAL)
 
     def _running(self, workflow_id: str) -> list[dict]:
         """The tasks in process, which only the terminal's line shows."""
         return self.client.tasks(state="in_process", workflow=workflow_id) if self.tty else []
 
-    def _draw(self, wf: dict, running_tasks: list[dict]) -> None:
+    def _time_left(self, summary: dict) -> str:
+        """The server's time left, which only the terminal's line shows ('' when none).
+
+        Only the workflow read with every task carries it, which costs the server
+        far more than the ``summary``: it is read again every ``ESTIMATE_EVERY`` s
+        at most, a big workflow's less often (by how long its reading took), and
+        not at all past ``estimate_max_tasks`` tasks.
+        """
+        if not self.tty or sum((summary.get("counts") or {}).values()) > self.estimate_max_tasks:
+            return ""
+        asked = self.clock()
+        if asked >= self._estimate_due:
+            self._estimate = self.client.workflow(summary["id"])
+            took = self.clock() - asked
+            self._estimate_due = asked + max(ESTIMATE_EVERY, ESTIMATE_COST_SHARE * took)
+        return time_left_text(self._estimate)
+
+    def _draw(self, wf: dict, running_tasks: list[dict], left: str = "") -> None:
         elapsed = self.clock() - self.started
         counts = wf.get("counts") or {}
         line = counts_line(counts)
@@ -152,12 +220,7 @@ class Progress:
                 self.out.flush()
                 self._last = line
             return
-        total = max(1, sum(counts.values()))
-        bar = "#" * (20 * terminal(counts) // total)
-        running = [safe(t["name"]) for t in running_tasks]
-        text = f"[{bar:<20}] {elapsed:5.1f}s {line}"
-        if running:
-            text += " | running: " + ", ".join(running)
+        text = terminal_line(counts, elapsed, left, [t["name"] for t in running_tasks])
         width = shutil.get_terminal_size((80, 24)).columns - 1
         self.out.write("\r\x1b[K" + text[:width])
         self.out.flush()

@@ -70,6 +70,12 @@ def _records() -> dict[str, Any]:
             "id": _STR, "name": _STR, "description": _NSTR, "state": _enum(WorkflowState),
             "created": _TIME, "finished": _NTIME, "counts": counts,
             "tasks": {"type": "array", "items": _ref("Task")},
+            "time_left": {
+                "type": ["integer", "null"], "minimum": 0,
+                "description": "With tasks only (STQ's extension): seconds the critical path "
+                "of the unfinished tasks is expected to take; null when the workflow is not "
+                "running or nothing is known",
+            },
         },
         ["id", "name", "description", "state", "created", "finished", "counts"],
     )  # fmt: skip

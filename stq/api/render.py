@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from stq.api import estimate
 from stq.model import (
     Attempt,
     Claim,
@@ -115,6 +116,18 @@ def workflow(rec: Workflow) -> dict[str, Any]:
     }
     if rec.tasks is not None:
         body["tasks"] = [task(t) for t in rec.tasks]
+    return body
+
+
+def workflow_read(rec: Workflow, now: float) -> dict[str, Any]:
+    """A workflow read alone: with its tasks it also carries ``time_left`` (seconds or null).
+
+    Only an answer with every task can say: the estimate is made from them
+    (``estimate.time_left``), so the list and ``?tasks=false`` do not carry it.
+    """
+    body = workflow(rec)
+    if rec.tasks is not None:
+        body["time_left"] = estimate.time_left(rec, now)
     return body
 
 

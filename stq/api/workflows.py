@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import falcon
@@ -25,7 +26,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 def enum_param(req: falcon.Request, name: str, enum: type) -> Any:
     """An optional query parameter that must be one of an enum's values (else 400)."""
-    value = req.get_param(name)
+    value = one_param(req, name)
     if value is None or value == "":
         return None
     try:
@@ -36,7 +37,7 @@ def enum_param(req: falcon.Request, name: str, enum: type) -> Any:
 
 def int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
     """An optional integer query parameter in ``low..high`` (else 400, located like the rest)."""
-    value = req.get_param(name)
+    value = one_param(req, name)
     if value is None:
         return default
     if value.isascii() and value.isdigit() and low <= int(value) <= high:
@@ -46,7 +47,7 @@ def int_param(req: falcon.Request, name: str, default: int, low: int, high: int)
 
 def bool_param(req: falcon.Request, name: str, default: bool) -> bool:
     """An optional ``true``/``false`` query parameter (also 1/0, yes/no, on/off...; else 400)."""
-    value = req.get_param(name)
+    value = one_param(req, name)
     if value is None:
         return default
     answer = _BOOLEANS.get(value.lower())
@@ -71,6 +72,21 @@ def idempotency_key(req: falcon.Request) -> str | None:
         f"The {IDEMPOTENCY_HEADER} header must be {allowed}.",
         [{"path": IDEMPOTENCY_HEADER, "message": f"it has {found}"}],
     )
+
+
+def store_now(ctx: Context) -> float:
+    """The store's time (tests inject a clock), which its tasks' ``started`` is in."""
+    clock = getattr(ctx.store, "clock", time.time)
+    return clock()
+
+
+def one_param(req: falcon.Request, name: str) -> str | None:
+    """A query parameter given at most once: ``?state=todo&state=x`` is a 400, not one of
+    the two chosen silently."""
+    value = req.params.get(name)
+    if isinstance(value, list):
+        raise _bad_param(name, ", ".join(value), "given once")
+    return value
 
 
 def _bad_param(name: str, value: str, allowed: str) -> BadRequest:
@@ -117,6 +133,7 @@ class WorkflowResource:
 
     Extension: ``?tasks=false`` answers the summary alone (as in the list), for
     clients that follow a big workflow's progress (``stq run``, ``submit --wait``).
+    Extension: with its tasks, the answer carries ``time_left`` (see ``estimate``).
     """
 
     def __init__(self, ctx: Context):
@@ -124,7 +141,8 @@ class WorkflowResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
         with_tasks = bool_param(req, "tasks", default=True)
-        resp.media = render.workflow(self.ctx.store.get_workflow(workflow_id, with_tasks))
+        found = self.ctx.store.get_workflow(workflow_id, with_tasks)
+        resp.media = render.workflow_read(found, store_now(self.ctx))
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
         self.ctx.store.delete_workflow(workflow_id)
@@ -136,7 +154,8 @@ class CancelResource:
         self.ctx = ctx
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
-        resp.media = render.workflow(self.ctx.store.cancel_workflow(workflow_id))
+        found = self.ctx.store.cancel_workflow(workflow_id)
+        resp.media = render.workflow_read(found, store_now(self.ctx))
 
 
 class RetryResource:
@@ -144,7 +163,8 @@ class RetryResource:
         self.ctx = ctx
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, workflow_id: str) -> None:
-        resp.media = render.workflow(self.ctx.store.retry_workflow(workflow_id))
+        found = self.ctx.store.retry_workflow(workflow_id)
+        resp.media = render.workflow_read(found, store_now(self.ctx))
 
 
 def routes(ctx: Context) -> list[tuple[str, object]]:

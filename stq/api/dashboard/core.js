@@ -142,6 +142,10 @@ const StqCore = (() => {
   /** Whether a token can go in a header: the browser refuses any other character unsent. */
   const sendable = (value) => /^[\x20-\x7e\xa0-\xff]*$/.test(value);
 
+  /**
+   * One API call with the token. ``as``: 'json' (the default), 'text' (the body), or
+   * 'raw' (``{text, headers}``, for answers whose headers say something, like output's).
+   */
   async function call(path, { method = 'GET', as = 'json' } = {}) {
     const headers = { Accept: as === 'json' ? 'application/json' : 'text/plain' };
     if (token && !sendable(token)) throw new Unauthorized(); // ask again, not "unreachable"
@@ -161,6 +165,7 @@ const StqCore = (() => {
       try { msg = JSON.parse(body).error.message || msg; } catch (_) { /* not our error body */ }
       throw new ApiError(msg, resp.status);
     }
+    if (as === 'raw') return { text: body, headers: resp.headers };
     if (as !== 'json') return body;
     return body ? JSON.parse(body) : null;
   }
@@ -321,6 +326,15 @@ const StqCore = (() => {
     return parts ? parts.map((p) => (p instanceof Node ? p.textContent : p)).join('') : '';
   }
 
+  /**
+   * A running workflow's time left, "~2m 16s": the server's ``time_left`` (one estimate
+   * for every view and the command line), '' when it has none or was not read with it.
+   */
+  function timeLeftText(wf) {
+    if (wf.state !== 'running' || typeof wf.time_left !== 'number') return '';
+    return `~${fmtDuration(wf.time_left)}`;
+  }
+
   function elapsed(wf, now) {
     const start = ms(wf.created);
     if (start === null) return null;
@@ -341,6 +355,6 @@ const StqCore = (() => {
     STATES, LABEL, stats, meter, h, $, patch, syncRows, ms, seconds, fmtDuration, fmtLimit, fmtTime, timeCell,
     fmtCommand, Unauthorized, Unreachable, ApiError, call, setToken, sendable, hasToken: () => Boolean(token),
     stateLabel, humanize, badge, progress, progressText, progressBar, countsText, attemptCounts, attemptsText,
-    attemptReason, failureReason, ranSeconds, waitingFor, waitingText, elapsed, flash,
+    attemptReason, failureReason, ranSeconds, waitingFor, waitingText, timeLeftText, elapsed, flash,
   };
 })();

@@ -1,4 +1,4 @@
-/* STQ dashboard: one task, why it waits while To Do, its attempts and each attempt's output. */
+/* STQ dashboard: one task, why it waits while To Do, its attempts and each attempt's output, live. */
 'use strict';
 
 const StqTask = (() => {
@@ -6,16 +6,124 @@ const StqTask = (() => {
     h, patch, syncRows, fmtDuration, fmtLimit, timeCell, fmtCommand, ApiError, call, stateLabel, badge,
     attemptsText, attemptReason, failureReason, ranSeconds, waitingFor,
   } = StqCore;
+  /** How often a running attempt's output is read: runners send what is new every second. */
+  const TAIL_MS = 1000;
+  /** Characters of output a block keeps, the oldest dropped first (the server keeps 1 MiB). */
+  const KEEP_CHARS = 1024 * 1024;
+  /** Within this many pixels of its end, an output block counts as scrolled to the end. */
+  const AT_END_PX = 24;
+
+  // --- one attempt's output, followed live ---------------------------------------------
+
+  /**
+   * One attempt's output block, filled as the command prints.
+   *
+   * Reads ``GET /attempts/ID/output?offset=N`` from the byte after the last one it has
+   * (the answer's ``STQ-Output-End``): every second while the attempt runs, until the
+   * answer says it finished (``STQ-Attempt-Finished``), then ``onFinished``. Text only
+   * ever becomes text nodes; past KEEP_CHARS the oldest goes. An answer that starts past
+   * the byte asked for (``STQ-Output-Start``: the server keeps the last 1 MiB) means
+   * bytes in between are gone, so the block starts again under a marker saying so. The
+   * block stays at its end as text arrives until the user scrolls up, and again once
+   * they scroll back down. A read that fails waits for the page's next refresh.
+   */
+  class OutputTail {
+    constructor(attempt, onFinished) {
+      this.id = attempt.id;
+      this.onFinished = onFinished;
+      this.offset = 0;
+      this.kept = 0;
+      this.finished = false;
+      this.follow = true;
+      this.timer = null;
+      this.reading = false;
+      this.dropped = h('p', { class: 'dropped', hidden: true }, '… earlier output not kept');
+      this.pre = h('pre', { tabindex: 0 });
+      this.pre.addEventListener('scroll', () => { this.follow = this.atEnd(); });
+      this.block = h('section', { class: 'output', dataset: { attempt: attempt.id } },
+        h('h3', {}, `Attempt ${attempt.number} output`), this.dropped, this.pre);
+    }
+
+    atEnd() {
+      return this.pre.scrollHeight - this.pre.scrollTop - this.pre.clientHeight < AT_END_PX;
+    }
+
+    /** Read on unless finished or already reading; the page calls it at every refresh. */
+    resume(running) {
+      this.pre.classList.toggle('live', running);
+      if (!this.finished && this.timer === null && !this.reading) this.read();
+    }
+
+    async read() {
+      this.timer = null;
+      if (!this.block.isConnected) return; // the page moved on
+      if (document.hidden) { this.timer = setTimeout(() => this.read(), TAIL_MS); return; }
+      this.reading = true;
+      try {
+        const got = await call(`/attempts/${encodeURIComponent(this.id)}/output?offset=${this.offset}`, { as: 'raw' });
+        this.take(got.text, got.headers);
+      } catch (ex) {
+        if (ex instanceof ApiError && ex.status === 404) this.finished = true;
+        return; // else unreachable, or the token refused: the page's refresh resumes it
+      } finally {
+        this.reading = false;
+      }
+      if (!this.finished) this.timer = setTimeout(() => this.read(), TAIL_MS);
+      else if (this.block.isConnected) this.onFinished();
+    }
+
+    take(text, headers) {
+      const start = Number(headers.get('STQ-Output-Start') ?? 0);
+      const end = Number(headers.get('STQ-Output-End') ?? this.offset + text.length);
+      if (start > this.offset) this.restart();
+      this.append(text);
+      this.offset = end;
+      this.finished = headers.get('STQ-Attempt-Finished') !== 'false';
+      this.pre.classList.toggle('empty', this.kept === 0);
+    }
+
+    /** Bytes between what is shown and what arrived are gone: show only what follows. */
+    restart() {
+      this.pre.replaceChildren();
+      this.kept = 0;
+      this.dropped.hidden = false;
+    }
+
+    append(text) {
+      if (!text) return;
+      this.pre.append(text); // a text node: output is anyone's bytes
+      this.kept += text.length;
+      this.trim();
+      if (this.follow) this.pre.scrollTop = this.pre.scrollHeight;
+    }
+
+    /** Drop the oldest text past KEEP_CHARS (never half a surrogate pair). */
+    trim() {
+      let excess = this.kept - KEEP_CHARS;
+      if (excess <= 0) return;
+      this.dropped.hidden = false;
+      while (excess > 0 && this.pre.firstChild) {
+        const node = this.pre.firstChild;
+        let cut = Math.min(excess, node.length);
+        if (cut < node.length && /[\udc00-\udfff]/.test(node.data.charAt(cut))) cut += 1;
+        if (cut === node.length) node.remove();
+        else node.deleteData(0, cut);
+        this.kept -= cut;
+        excess -= cut;
+      }
+    }
+  }
 
   // --- task view ---------------------------------------------------------------------
 
-  function taskView(id) {
+  function taskView(id, ctx) {
     const head = h('div', { class: 'view-head' });
     const waiting = h('p', { class: 'waiting', hidden: true });
     const facts = h('dl', { class: 'facts' });
     const tbody = h('tbody');
     const outputs = h('div', { class: 'outputs' });
-    const cache = new Map();
+    /** Attempt id -> its OutputTail; a finished attempt reads a new attempt list at once. */
+    const tails = new Map();
     /** Task name -> id in the task's workflow, read once, when a dependency wait needs links. */
     let siblings = null;
     const crumbs = h('nav', { class: 'crumbs' });
@@ -23,17 +131,6 @@ const StqTask = (() => {
       h('h2', {}, 'Attempts'),
       h('table', { class: 'list' }, h('thead', {}, h('tr', {}, ['#', 'Status', 'Runner', 'Started', 'Finished', 'Exit code', 'Reason'].map((c) => h('th', {}, c)))), tbody),
       outputs);
-
-    async function loadOutputs(attempts) {
-      await Promise.all(attempts.map(async (a) => {
-        if (cache.has(a.id) && cache.get(a.id).final) return;
-        const text = await call(`/attempts/${encodeURIComponent(a.id)}/output`, { as: 'text' }).catch((ex) => {
-          if (ex instanceof ApiError) return '';
-          throw ex;
-        });
-        cache.set(a.id, { text, final: a.status !== 'running' });
-      }));
-    }
 
     async function loadSiblings(t) {
       if (siblings || t.waiting_for?.kind !== 'dependencies') return;
@@ -51,19 +148,9 @@ const StqTask = (() => {
       return found ? h('a', { href: `#/tasks/${encodeURIComponent(found)}` }, name) : name;
     }
 
-    function outputBlock(a) {
-      let block = outputs.querySelector(`[data-attempt="${CSS.escape(a.id)}"]`);
-      if (!block) {
-        block = h('section', { class: 'output', dataset: { attempt: a.id } },
-          h('h3', {}, `Attempt ${a.number} output`), h('pre', { tabindex: 0 }));
-      }
-      const pre = block.querySelector('pre');
-      const text = cache.get(a.id)?.text ?? '';
-      const atEnd = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24 || !pre.dataset.filled;
-      if (pre.textContent !== text) pre.textContent = text;
-      pre.classList.toggle('empty', !text);
-      if (atEnd && pre.isConnected) { pre.scrollTop = pre.scrollHeight; pre.dataset.filled = '1'; }
-      return block;
+    function tailOf(a) {
+      if (!tails.has(a.id)) tails.set(a.id, new OutputTail(a, () => ctx.refresh()));
+      return tails.get(a.id);
     }
 
     function render(t) {
@@ -92,13 +179,11 @@ const StqTask = (() => {
       const attempts = [...(t.attempts || [])].sort((a, b) => a.number - b.number);
       syncRows(tbody, attempts, (a) => a.id, (a) => [String(a.number), badge(a.status === 'running' ? 'in_process' : a.status === 'timed_out' ? 'failed' : a.status, stateLabel(a.status)),
         a.runner || '', timeCell(a.started), timeCell(a.finished), a.exit_code === null || a.exit_code === undefined ? '' : String(a.exit_code), attemptReason(a)]);
-      const blocks = attempts.slice().reverse().map(outputBlock);
+      const newest = attempts.slice().reverse();
+      const blocks = newest.map((a) => tailOf(a).block);
       blocks.forEach((b, i) => { if (outputs.children[i] !== b) outputs.insertBefore(b, outputs.children[i] || null); });
       while (outputs.children.length > blocks.length) outputs.lastChild.remove();
-      for (const b of blocks) {
-        const pre = b.querySelector('pre');
-        if (!pre.dataset.filled) { pre.scrollTop = pre.scrollHeight; pre.dataset.filled = '1'; }
-      }
+      for (const a of newest) tailOf(a).resume(a.status === 'running');
     }
 
     return {
@@ -106,7 +191,7 @@ const StqTask = (() => {
       title: 'Task',
       async refresh() {
         const t = await call(`/tasks/${encodeURIComponent(id)}`);
-        await Promise.all([loadOutputs(t.attempts || []), loadSiblings(t)]);
+        await loadSiblings(t);
         render(t);
       },
     };

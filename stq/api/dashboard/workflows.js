@@ -7,9 +7,9 @@
 
 const StqWorkflows = (() => {
   const {
-    STATES, LABEL, stats, h, patch, syncRows, ms, seconds, fmtDuration, fmtLimit, timeCell, fmtCommand,
-    ApiError, call, stateLabel, badge, progressBar, countsText, attemptsText, failureReason,
-    ranSeconds, waitingText, elapsed, flash,
+    STATES, LABEL, stats, h, patch, syncRows, fmtDuration, fmtLimit, timeCell, fmtCommand,
+    ApiError, call, stateLabel, badge, progress, progressBar, countsText, attemptsText, failureReason,
+    ranSeconds, waitingText, timeLeftText, elapsed, flash,
   } = StqCore;
   const LIST_PAGE = 50;
   const TABLE_PAGE = 200;
@@ -20,44 +20,46 @@ const StqWorkflows = (() => {
   /** ...and re-reads the whole workflow every this many refreshes all the same. */
   const FULL_EVERY = 15;
 
-  /** Rate estimate for the list: elapsed time per finished task times tasks left. */
-  function rateEstimate(wf, now) {
-    if (wf.state !== 'running') return '';
-    const c = wf.counts || {};
-    const done = (c.completed || 0) + (c.failed || 0);
-    const left = (c.todo || 0) + (c.in_process || 0);
-    const el = elapsed(wf, now);
-    if (!done || el === null) return '';
-    return `~${fmtDuration((el / done) * left)}`;
-  }
+  /** Running workflows whose time left the list reads, at most, per refresh. */
+  const LIST_ESTIMATES = 10;
 
   /**
-   * Time left from the tasks' durations: the longer of the critical path through
-   * what is left and the work left spread over the runners busy now. A task with no
-   * ``duration`` counts as the mean run time of the completed ones.
+   * Time left for the list's running workflows. The list answer carries no tasks, so no
+   * estimate: the list reads each running workflow's own answer (its ``time_left``) as its
+   * page does, each refresh under INCREMENTAL_FROM tasks and every FULL_EVERY refreshes
+   * past that, at most LIST_ESTIMATES per refresh (those read longest ago first).
    */
-  function durationEstimate(tasks, now) {
-    const ran = tasks.filter((t) => t.state === 'completed' && ms(t.started) && ms(t.finished));
-    const mean = ran.length ? ran.reduce((a, t) => a + (ms(t.finished) - ms(t.started)), 0) / ran.length / 1000 : null;
-    const byName = new Map(tasks.map((t) => [t.name, t]));
-    const finish = new Map();
-    let work = 0;
-    let unknown = false;
-    const order = StqGraph.depths(tasks);
-    const sorted = tasks.filter((t) => t.state === 'todo' || t.state === 'in_process')
-      .sort((a, b) => order.get(a.name) - order.get(b.name));
-    if (!sorted.length) return null;
-    for (const t of sorted) {
-      let d = seconds(t.duration) ?? mean;
-      if (d === null) { unknown = true; d = 0; }
-      if (t.state === 'in_process' && ms(t.started)) d = Math.max(0, d - (now - ms(t.started)) / 1000);
-      work += d;
-      const after = Math.max(0, ...(t.depends_on || []).map((n) => (byName.has(n) ? finish.get(n) || 0 : 0)));
-      finish.set(t.name, after + d);
+  class ListEstimates {
+    constructor() {
+      this.known = new Map(); // workflow id -> {timeLeft, round}
+      this.round = 0;
     }
-    const running = tasks.filter((t) => t.state === 'in_process').length || 1;
-    const est = Math.max(Math.max(...finish.values()), work / running);
-    return unknown && est === 0 ? null : (unknown ? '≥ ' : '~') + fmtDuration(est);
+
+    due(w) {
+      const seen = this.known.get(w.id);
+      if (!seen) return true;
+      return progress(w.counts || {}).total < INCREMENTAL_FROM || this.round - seen.round >= FULL_EVERY;
+    }
+
+    async load(rows) {
+      this.round += 1;
+      const readAt = (w) => this.known.get(w.id)?.round ?? -1;
+      const wanted = rows.filter((w) => w.state === 'running' && this.due(w))
+        .sort((a, b) => readAt(a) - readAt(b)).slice(0, LIST_ESTIMATES);
+      await Promise.all(wanted.map(async (w) => {
+        try {
+          const read = await call(`/workflows/${encodeURIComponent(w.id)}`);
+          this.known.set(w.id, { timeLeft: read.time_left, round: this.round });
+        } catch (ex) {
+          if (!(ex instanceof ApiError)) throw ex; // deleted meanwhile: the list drops it
+        }
+      }));
+    }
+
+    text(w) {
+      const seen = this.known.get(w.id);
+      return seen ? timeLeftText({ state: w.state, time_left: seen.timeLeft }) : '';
+    }
   }
 
   // --- workflows view ---------------------------------------------------------------
@@ -66,6 +68,7 @@ const StqWorkflows = (() => {
     let limit = LIST_PAGE;
     let filter = sessionStorage.getItem('stq.filter') || 'all';
     let rows = [];
+    const estimates = new ListEstimates();
     const tbody = h('tbody');
     const empty = h('p', { class: 'empty', hidden: true }, 'No workflows yet. Submit one with: stq submit FILE');
     const more = h('button', { class: 'more', hidden: true, onclick: () => { limit += LIST_PAGE; ctx.refresh(); } }, 'Show older workflows');
@@ -81,10 +84,12 @@ const StqWorkflows = (() => {
         tbody),
       empty, more);
 
+    const shownRows = () => rows.filter((w) => filter === 'all' || w.state === filter);
+
     function render() {
       const now = Date.now();
       for (const b of filters.children) b.setAttribute('aria-pressed', String(b.dataset.filter === filter));
-      const shown = rows.filter((w) => filter === 'all' || w.state === filter);
+      const shown = shownRows();
       syncRows(tbody, shown, (w) => w.id, (w) => [
         h('a', { href: `#/workflows/${encodeURIComponent(w.id)}`, class: 'wf-name' }, w.name),
         badge(w.state === 'running' ? 'in_process' : w.state, stateLabel(w.state)),
@@ -92,7 +97,7 @@ const StqWorkflows = (() => {
         countsText(w.counts || {}),
         timeCell(w.created),
         fmtDuration(elapsed(w, now)),
-        rateEstimate(w, now),
+        estimates.text(w),
       ]);
       empty.hidden = shown.length > 0;
       empty.textContent = rows.length ? `No ${filter} workflows.` : 'No workflows yet. Submit one with: stq submit FILE';
@@ -105,6 +110,7 @@ const StqWorkflows = (() => {
         const data = await call(`/workflows?limit=${limit}`);
         rows = data.workflows || [];
         more.hidden = rows.length < limit;
+        await estimates.load(shownRows());
         render();
       },
     };
@@ -298,7 +304,7 @@ const StqWorkflows = (() => {
       patch(stateBadge, wf.state, () => badge(wf.state === 'running' ? 'in_process' : wf.state, stateLabel(wf.state)));
       desc.textContent = wf.description || '';
       desc.hidden = !wf.description;
-      const left = wf.state === 'running' ? durationEstimate(wf.tasks, now) : null;
+      const left = timeLeftText(wf);
       patch(summary, JSON.stringify([wf.counts, wf.created, Math.round(elapsed(wf, now)), left]), () => [
         progressBar(wf.counts), countsText(wf.counts),
         h('span', { class: 'meta' }, 'started ', timeCell(wf.created)),
