@@ -266,8 +266,11 @@ class Beater(threading.Thread):
     def _beat(self, job: Watch) -> bool:
         try:
             return self._heartbeat(job.attempt_id, job.interval if self._holds else 0.0)
-        except BadRequest:  # a server that knows no held heartbeats: plain ones from now on
-            self._holds = False
+        except BadRequest as ex:
+            if not self._holds:
+                log.debug("heartbeat for %s refused: %s", job.attempt_id, ex)
+                return False
+            self._holds = False  # a server that knows no held heartbeats: plain ones from now on
             return self._beat(job)
         except StqError as ex:
             log.debug("heartbeat for %s failed: %s", job.attempt_id, ex)

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+from stq.errors import BadRequest
 from stq.worker import process
 from stq.worker.heartbeat import FIRST_BEAT, STREAM_EVERY, Beater, Supervisor, Watch, stream
 from tests.helpers import wait_until
@@ -114,3 +115,17 @@ def test_a_short_attempt_sends_no_heartbeat() -> None:
     beater.release(job)
     time.sleep(FIRST_BEAT)  # nothing is sent for it afterwards either
     assert asked == []
+
+
+def test_a_server_that_refuses_held_heartbeats_gets_plain_ones() -> None:
+    asked: list[float] = []
+
+    def heartbeat(attempt_id: str, wait: float) -> bool:
+        asked.append(wait)
+        raise BadRequest("unknown field 'wait'")  # an older server refuses both kinds here
+
+    beater = Beater(heartbeat, lambda job: None)
+    job = Watch("a1", os.getpid(), None, interval=0.2)
+    assert beater._beat(job) is False  # one line in the log, no endless retry
+    assert asked == [0.2, 0.0]
+    assert beater._beat(job) is False and asked == [0.2, 0.0, 0.0]
