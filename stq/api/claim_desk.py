@@ -128,7 +128,15 @@ class ClaimDesk:
             self._heard[runner] = now
             if len(self._heard) > MAX_HEARD:
                 self._heard = {r: t for r, t in self._heard.items() if now - t < self._see_every}
-        self._see([(runner, labels)])
+        self._note([(runner, labels)])
+
+    def _note(self, runners: list[tuple[str, Labels]]) -> None:
+        """Note runners as heard from; housekeeping, so a failure here fails no claim (the
+        next note, seconds later, brings the runners view up to date)."""
+        try:
+            self._see(runners)
+        except Exception:
+            pass
 
     def nudge(self) -> None:
         """This process wrote something that may make work claimable: look now."""
@@ -170,7 +178,7 @@ class ClaimDesk:
                 self._arrived = []
             try:
                 if arrived:  # before the marker: this write must not read as news
-                    self._see(list({w.runner: w.labels for w in arrived}.items()))
+                    self._note(list({w.runner: w.labels for w in arrived}.items()))
                 marker = self._marker()  # before the look: a later commit moves it again
                 now = time.monotonic()
                 if news or marker != seen or now >= look_by:
