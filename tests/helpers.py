@@ -164,3 +164,16 @@ class LiveServer:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+
+
+def start_worker(server: LiveServer, name: str, workdir: Path) -> subprocess.Popen[bytes]:
+    """A real ``stq worker`` named ``name`` on ``server``, run in ``workdir`` (its log
+    there too); the caller stops it."""
+    with open(workdir / f"{name}.log", "wb") as log:
+        return subprocess.Popen(
+            [str(BIN / "stq"), "worker", server.url, "--name", name],
+            env=scrubbed_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )

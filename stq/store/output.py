@@ -16,6 +16,7 @@ from typing import NamedTuple
 from stq.errors import Conflict
 from stq.settings import MAX_OUTPUT_BYTES
 from stq.store.transitions import Tx
+from stq.utf8 import char_start
 
 SELECT = "SELECT text, start_byte, end_byte FROM output WHERE attempt_id = ?"
 INSERT = "INSERT INTO output (attempt_id, text, start_byte, end_byte) VALUES (?, ?, ?, ?)"
@@ -59,7 +60,7 @@ def append(tx: Tx, attempt_id: int, text: str, offset: int | None, gap_ok: bool 
         raise OutputGap(f"output from byte {at} would leave a gap: the server has {now.end} bytes")
     if at < now.end:  # partly or wholly stored already (a repeated post)
         data = data[now.end - at :]
-        data = data[_char_start(data) :]
+        data = data[char_start(data) :]
         at = now.end
     if not data:
         return now
@@ -69,7 +70,7 @@ def append(tx: Tx, attempt_id: int, text: str, offset: int | None, gap_ok: bool 
         whole, start = now.text.encode("utf-8") + data, now.start
     if len(whole) > MAX_OUTPUT_BYTES:
         cut = len(whole) - MAX_OUTPUT_BYTES
-        cut += _char_start(whole[cut:])
+        cut += char_start(whole[cut:])
         whole, start = whole[cut:], start + cut
     text = tx.dialect.clean_text(whole.decode("utf-8", errors="replace"))
     stored = Kept(text, start, at + len(data))
@@ -87,16 +88,8 @@ def read_from(whole: Kept, offset: int) -> Kept:
     if offset >= whole.end:
         return Kept("", whole.end, whole.end)
     data = whole.text.encode("utf-8")[offset - whole.start :]
-    skip = _char_start(data)
+    skip = char_start(data)
     return Kept(data[skip:].decode("utf-8", errors="replace"), offset + skip, whole.end)
-
-
-def _char_start(data: bytes) -> int:
-    """How many leading bytes of ``data`` continue a character begun before it."""
-    skip = 0
-    while skip < len(data) and skip < 4 and (data[skip] & 0xC0) == 0x80:
-        skip += 1
-    return skip
 
 
 class OutputGap(Conflict):

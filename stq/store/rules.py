@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 
 from stq.model import AttemptReason, AttemptStatus, TaskState, WorkflowState
 from stq.settings import MAX_OUTPUT_BYTES
+from stq.utf8 import char_start
 
 
 def attempts_left(max_attempts: int, attempts_used: int, budget_base: int) -> int:
@@ -71,7 +72,4 @@ def keep_tail(text: str, limit: int = MAX_OUTPUT_BYTES) -> str:
     if len(data) <= limit:
         return data.decode("utf-8")
     tail = data[len(data) - limit :]
-    start = 0
-    while start < len(tail) and (tail[start] & 0xC0) == 0x80:  # skip continuation bytes
-        start += 1
-    return tail[start:].decode("utf-8", errors="replace")
+    return tail[char_start(tail) :].decode("utf-8", errors="replace")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stq.errors import BadRequest, Conflict, StqError
+from stq.utf8 import whole_chars
 from stq.worker.process import KILL_GRACE, kill_group
 
 log = logging.getLogger("stq.worker")
@@ -180,7 +181,7 @@ def stream(job: Watch, post: Callable[[str, str, int], bool], final: bool) -> bo
         while job.sent < min(size, most):
             data = os.pread(job.out_fd, min(STREAM_CHUNK, size - job.sent), job.sent)
             if not final:
-                data = data[: _whole_chars(data)]
+                data = data[: whole_chars(data)]
             if not data:
                 break
             try:
@@ -195,20 +196,6 @@ def stream(job: Watch, post: Callable[[str, str, int], bool], final: bool) -> bo
             if stop:
                 break
         return stop
-
-
-def _whole_chars(data: bytes) -> int:
-    """How many leading bytes of ``data`` hold whole UTF-8 characters."""
-    end = len(data)
-    for back in range(1, min(4, end) + 1):
-        byte = data[end - back]
-        if byte & 0xC0 == 0x80:
-            continue  # a continuation byte: look further back for its lead
-        if byte & 0x80 == 0:
-            return end  # ASCII: complete
-        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4
-        return end if back >= need else end - back
-    return end
 
 
 class Beater(threading.Thread):

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from stq.settings import MAX_OUTPUT_BYTES
+from stq.utf8 import char_start
 
 #: Seconds between SIGTERM and SIGKILL when an attempt is stopped.
 KILL_GRACE = 10.0
@@ -170,9 +171,7 @@ def read_from(out: IO[bytes], offset: int, limit: int = MAX_OUTPUT_BYTES) -> tup
     out.seek(start)
     data = out.read(size - start)
     if start > offset:  # the cut may fall inside a multi-byte character
-        skip = 0
-        while skip < len(data) and skip < 4 and (data[skip] & 0xC0) == 0x80:
-            skip += 1
+        skip = char_start(data)
         data, start = data[skip:], start + skip
     return data.decode("utf-8", errors="replace"), start
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import BIN, LiveServer, scrubbed_env, wait_until
+from tests.helpers import LiveServer, start_worker, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -139,17 +139,6 @@ def submit_to(server: LiveServer, command: str, max_attempts: int) -> tuple[str,
     posted = requests.post(f"{server.url}/api/v1/workflows", json=doc, timeout=10)
     assert posted.status_code == 201, posted.text
     return posted.json()["id"], posted.json()["tasks"][0]["id"]
-
-
-def start_worker(server: LiveServer, name: str, tmp_path: Path) -> subprocess.Popen[bytes]:
-    with open(tmp_path / f"{name}.log", "wb") as log:
-        return subprocess.Popen(
-            [str(BIN / "stq"), "worker", server.url, "--name", name],
-            env=scrubbed_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
 
 
 def _ended_attempts(server: LiveServer, task_id: str, count: int) -> dict | None:

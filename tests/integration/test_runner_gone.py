@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import BIN, LiveServer, scrubbed_env, wait_until
+from tests.helpers import LiveServer, start_worker, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -66,16 +65,6 @@ def test_a_task_submitted_after_a_runner_died_mid_poll_runs_once_elsewhere(
     assert [a["runner"] for a in attempts] == ["alive"]
 
 
-def _worker(server: LiveServer, name: str, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [str(BIN / "stq"), "worker", server.url, "--name", name],
-            env=scrubbed_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def _runner_state(server: LiveServer, name: str) -> str | None:
     listed = requests.get(f"{server.url}/api/v1/runners", timeout=10).json()["runners"]
     return next((r["state"] for r in listed if r["name"] == name), None)
@@ -90,7 +79,7 @@ def _ended(server: LiveServer, task_id: str) -> dict | None:
 def test_a_real_runner_stopped_mid_poll_takes_nothing(
     server: LiveServer, tmp_path: Path, how: signal.Signals
 ) -> None:
-    doomed = _worker(server, "doomed", tmp_path / "doomed.log")
+    doomed = start_worker(server, "doomed", tmp_path)
     try:
         assert wait_until(lambda: _runner_state(server, "doomed") == "idle", what="doomed polls")
         doomed.send_signal(how)
@@ -101,7 +90,7 @@ def test_a_real_runner_stopped_mid_poll_takes_nothing(
     posted = requests.post(f"{server.url}/api/v1/workflows", json=doc, timeout=10)
     assert posted.status_code == 201
     task_id = posted.json()["tasks"][0]["id"]
-    alive = _worker(server, "alive", tmp_path / "alive.log")
+    alive = start_worker(server, "alive", tmp_path)
     try:
         task = wait_until(lambda: _ended(server, task_id), what="the task to end")
     finally:
