@@ -63,6 +63,19 @@ class TaskReason(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     #: Its workflow was cancelled.
     CANCELLED = "cancelled"
+    #: An ``on_failure`` task whose dependencies all completed: completed, never run.
+    SKIPPED = "skipped"
+
+
+class RunIf(StrEnum):
+    """When a task runs, told by how its dependencies ended (SPEC 8.1)."""
+
+    #: Once every dependency completed; a failed one makes it ``upstream_failed``.
+    ON_SUCCESS = "on_success"
+    #: Once every dependency is terminal and one failed; skipped when all completed.
+    ON_FAILURE = "on_failure"
+    #: Once every dependency is terminal, however they ended.
+    ALWAYS = "always"
 
 
 class AttemptStatus(StrEnum):
@@ -116,15 +129,24 @@ class TaskSpec:
     priority: int = 0
     #: Seconds to wait before the next attempt after a failure.
     retry_delay: float = 0.0
+    #: Free text for people reading the workflow (status, dashboard).
+    description: str | None = None
+    run_if: RunIf = RunIf.ON_SUCCESS
+    #: For an expansion of a matrix task: its values as rendered text, in key order,
+    #: and the matrix task's name; None for a task written as itself.
+    matrix: Mapping[str, str] | None = None
+    matrix_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class WorkflowSpec:
-    """A validated workflow: a name and its tasks in file order."""
+    """A validated workflow: a name and its tasks in file order (matrices expanded)."""
 
     name: str
     tasks: tuple[TaskSpec, ...]
     description: str | None = None
+    #: The workflow's params, final values (``--param`` applied), as env text.
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- records as stored ----------------------------------------------------------
@@ -171,6 +193,10 @@ class Task:
     attempts: tuple[Attempt, ...] | None = None
     #: Why it has not started, when it is ``todo`` (filled by reads, not by a submit).
     waiting_for: WaitingFor | None = None
+    description: str | None = None
+    run_if: RunIf = RunIf.ON_SUCCESS
+    matrix: Mapping[str, str] | None = None
+    matrix_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +212,7 @@ class Workflow:
     #: Tasks per state, every ``TaskState`` value present.
     counts: Mapping[str, int]
     tasks: tuple[Task, ...] | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
