@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import subprocess
 import sys
 import tempfile
@@ -32,8 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import dags, procs  # noqa: E402
 from stq.api import bodies  # noqa: E402
-from stq.client import workflow_document  # noqa: E402
-from stq.loader import load_workflow_file, workflow_schema  # noqa: E402
+from stq.loader import submit_body, workflow_schema  # noqa: E402
 
 CLAIM = {"runner": "runner-1", "labels": ["gpu"], "wait": 25}
 RESULT = {
@@ -89,7 +89,7 @@ def _seconds(check: Check, doc: Any, repeat: int) -> float:
 
 
 def bodies_and_document(big: Path, skip_slow: bool) -> None:
-    doc = workflow_document(load_workflow_file(big))
+    doc = json.loads(submit_body(big)[1])  # what `stq submit` sends
     schema = workflow_schema()
     for name, make in CANDIDATES.items():
         if make(bodies.CLAIM) is None:

@@ -2,6 +2,8 @@
 
 - validate: ``stq validate`` of the 1,000-layer file (a whole command, as typed);
 - submit: ``stq submit`` of it to a fresh ``stq server`` (client validation + POST + store);
+- the same two for 100,000 tasks made by matrix expansion (400 matrix tasks of
+  250 combinations, sent as written: the server expands them);
 - claim latency: median of client-timed ``POST /attempts/claim`` (wait 0) against a
   server holding 1,000 and one holding 100,000 claimable tasks, both up at once
   and asked in turns, a new connection each turn: one connection's latency
@@ -23,10 +25,13 @@ from pathlib import Path
 import requests
 
 from bench import dags, procs
+from bench.bench_validate import write_matrices
 
 #: Claims per server in all, asked in ``TURNS`` turns per server.
 CLAIMS = 300
 TURNS = 6
+#: Combinations per matrix task in the matrix-made workflow (at most 256 are allowed).
+MATRIX_COMBINATIONS = 250
 
 
 @dataclass
@@ -34,6 +39,8 @@ class Scale:
     tasks: int
     validate: float = 0.0
     submit: float = 0.0
+    matrix_validate: float = 0.0
+    matrix_submit: float = 0.0
     claim_ms: dict[int, float] = field(default_factory=dict)
     rss_mib: dict[str, float] = field(default_factory=dict)
 
@@ -73,6 +80,11 @@ def measure(tmp: Path, depth: int = 1000, width: int = 100) -> Scale:
     with procs.server(tmp / "big.db") as (url, proc):
         scale.submit = _timed([procs.STQ, "submit", str(big), "--server", url], tmp)
         _record_rss(scale, "layered", proc.pid)
+    matrices = tmp / "matrices.yaml"
+    write_matrices(matrices, n // MATRIX_COMBINATIONS, 25, MATRIX_COMBINATIONS // 25, 40)
+    scale.matrix_validate = _timed([procs.STQ, "validate", str(matrices)], tmp)
+    with procs.server(tmp / "matrices.db") as (url, proc):
+        scale.matrix_submit = _timed([procs.STQ, "submit", str(matrices), "--server", url], tmp)
     sizes = (1_000, n)
     with ExitStack() as servers:
         running = {}

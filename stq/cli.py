@@ -15,8 +15,9 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from stq import __version__
 from stq.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StqError, UsageError, WorkflowInvalid
@@ -27,6 +28,8 @@ from stq.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily: `stq validate` needs no HTTP client
     from stq.client import Client
+
+T = TypeVar("T")
 
 EPILOG = """\
 environment:
@@ -42,6 +45,7 @@ examples:
   stq validate workflows/examples/*.yaml
   stq run workflows/examples/build-and-test.yaml -j 4
   stq server --bind 127.0.0.1:8000 &  stq worker &  stq submit etl.yaml --wait
+  stq submit ci.yaml --param BRANCH=dev --wait --json | jq -r .state
 """
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -51,6 +55,8 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 MAX_JOBS = 256
 #: Seconds ``submit --wait`` keeps making one read through an outage before it gives up.
 WAIT_RETRY_FOR = 60.0
+#: Workflows ``stq status`` lists in its table when no ``--limit`` is given.
+STATUS_LIMIT = 20
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,20 +93,34 @@ def _read_workflow(path: str, problems: TextIO) -> WorkflowSpec | None:
     """
     from stq.loader import load_workflow_file
 
+    return _checked(lambda: load_workflow_file(path), problems)
+
+
+def _checked(read: Callable[[], T], problems: TextIO) -> T | None:
+    """``read()``, or None after printing each problem of the file to ``problems``."""
     try:
-        return load_workflow_file(path)
+        return read()
     except WorkflowInvalid as ex:
         for problem in ex.problems:
             print(problem, file=problems)
         return None
 
 
-def _load(path: str, verb: str) -> WorkflowSpec:
-    """``_read_workflow`` for a command that goes on to use it: problems on stderr, exit 1."""
-    spec = _read_workflow(path, sys.stderr)
-    if spec is None:
-        raise StqError(f"nothing was {verb}: fix {path} as the lines above say")
-    return spec
+def _submit_body(args: argparse.Namespace, verb: str) -> tuple[WorkflowSpec, bytes]:
+    """The file of ``submit`` or ``run``, checked, and the body that submits it as written.
+
+    ``--param`` values replace the file's (a name it does not declare is a
+    usage error, exit 2); problems of the file go to stderr, exit 1. The body
+    is the document as the file writes it, defaults and matrices unexpanded:
+    the server expands them, so a file far under the body limit stays so.
+    """
+    from stq.loader import parse_param_flags, submit_body
+
+    params = parse_param_flags(args.param)
+    checked = _checked(lambda: submit_body(args.file, params), sys.stderr)
+    if checked is None:
+        raise StqError(f"nothing was {verb}: fix {args.file} as the lines above say")
+    return checked
 
 
 def _client(args: argparse.Namespace, settings: Settings) -> Client:
@@ -110,8 +130,13 @@ def _client(args: argparse.Namespace, settings: Settings) -> Client:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    """Validate, submit (once, however many answers are lost), print the id; --wait follows it."""
-    from stq.client import READ_SLACK, workflow_document
+    """Validate, submit (once, however many answers are lost), print the id; --wait follows it.
+
+    With ``--json`` stdout is one JSON document: the submit's answer, or with
+    ``--wait`` the final workflow, and no progress lines (they go to stderr
+    when it is a terminal, else nowhere).
+    """
+    from stq.client import READ_SLACK
     from stq.gc_pause import gc_paused
     from stq.progress import Progress, summary
 
@@ -119,20 +144,58 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--junit needs --wait: the report is written when the workflow ends")
     client = _client(args, settings)
     with gc_paused():  # a big workflow is millions of objects and no cycles
-        document = workflow_document(_load(args.file, "submitted"))
+        _, body = _submit_body(args, "submitted")
         timeout = args.answer_timeout or READ_SLACK
-        wf_id = client.submit(document, read_timeout=timeout, on_retry=_say)["id"]
-    print(wf_id, flush=True)
+        answer = client.submit(body, read_timeout=timeout, on_retry=_say)
     if not args.wait:
+        print(_json_text(answer) if args.json else answer["id"], flush=True)
         return EXIT_OK
+    if not args.json:
+        print(answer["id"], flush=True)
     reads = _PatientReads(client)
-    final = Progress(reads, sys.stdout, tty=sys.stdout.isatty()).follow(wf_id)  # type: ignore[arg-type]
-    summary(reads, final, sys.stdout)  # type: ignore[arg-type]
+    with _progress_stream(args.json) as out:
+        final = Progress(reads, out, tty=out.isatty()).follow(answer["id"])  # type: ignore[arg-type]
+    if args.json:
+        print(_json_text(final), flush=True)
+    else:
+        summary(reads, final, sys.stdout)  # type: ignore[arg-type]
     if args.junit:
         from stq.junit import ApiAttempts, write_report
 
         write_report(args.junit, final, ApiAttempts(reads))  # type: ignore[arg-type]
     return EXIT_OK if final["state"] == "completed" else EXIT_FAILED
+
+
+@contextmanager
+def _progress_stream(json_out: bool) -> Iterator[TextIO]:
+    """Where ``--wait`` draws progress: stdout; with ``--json`` a terminal's stderr, or nowhere."""
+    if not json_out:
+        yield sys.stdout
+    elif sys.stderr.isatty():
+        yield sys.stderr
+    else:
+        with open(os.devnull, "w") as nowhere:
+            yield nowhere
+
+
+def _json_text(data: Any) -> str:
+    """One JSON document as ``--json`` prints it: what the API answered, indented."""
+    return json.dumps(data, indent=2)
+
+
+def _param_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set the value of a param the file declares (repeatable); "
+        "a name it does not declare is refused",
+    )
+
+
+def _json_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
 
 
 def _junit_flag(p: argparse.ArgumentParser) -> None:
@@ -201,26 +264,39 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """The whole workflow on this machine: embedded server, N local runners."""
     from stq.local import run_local
 
-    spec = _load(args.file, "run")
-    return run_local(spec, args.jobs, args.db, sys.stdout, verbose=args.verbose, junit=args.junit)
+    spec, body = _submit_body(args, "run")
+    return run_local(
+        spec, body, args.jobs, args.db, sys.stdout, verbose=args.verbose, junit=args.junit
+    )
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    """The workflows, or one workflow's tasks; --json for scripts."""
-    from stq.progress import last_failed_attempts, task_table, workflow_table
-    from stq.views import waits_table
+    """The workflows, or one workflow's tasks; --json for scripts (every workflow, every page)."""
+    from stq.progress import workflow_table
 
     client = _client(args, settings)
     if args.workflow_id is not None:  # '' too: the client refuses an empty id
         data = client.workflow(args.workflow_id)
-        tasks = data.get("tasks") or []
-        lasts = {} if args.json else last_failed_attempts(client, tasks)
-        text = "\n\n".join(filter(None, [task_table(data, lasts), waits_table(tasks)]))
+        print(_json_text(data) if args.json else _workflow_text(client, data))
+        return EXIT_OK
+    if args.json:
+        listed = client.workflows(limit=args.limit) if args.limit else client.every_workflow()
+        print(_json_text({"workflows": listed}))
     else:
-        data = {"workflows": client.workflows(limit=args.limit)}
-        text = workflow_table(data["workflows"])
-    print(json.dumps(data, indent=2) if args.json else text)
+        print(workflow_table(client.workflows(limit=args.limit or STATUS_LIMIT)))
     return EXIT_OK
+
+
+def _workflow_text(client: Client, wf: dict[str, Any]) -> str:
+    """``stq status ID``: the task table under the head and params, then details and waits."""
+    from stq.progress import last_failed_attempts, task_table, workflow_head
+    from stq.views import details_table, params_line, waits_table
+
+    tasks = wf.get("tasks") or []
+    lines = [workflow_head(wf), params_line(wf.get("params"))]
+    lines.append(task_table(wf, last_failed_attempts(client, tasks)))
+    parts = ["\n".join(filter(None, lines)), details_table(tasks), waits_table(tasks)]
+    return "\n\n".join(filter(None, parts))
 
 
 def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
@@ -230,10 +306,11 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
     client = _client(args, settings)
     task = find_task(client, args.task_id)
+    sink = follow.Json(sys.stdout) if args.json else follow.Text(sys.stdout)
     if args.follow:
-        follow.follow(client, task, args.attempt, sys.stdout)
+        follow.follow(client, task, args.attempt, sink)
     else:
-        follow.show(client, task, args.attempt, sys.stdout)
+        follow.show(client, task, args.attempt, sink)
     return EXIT_OK
 
 
@@ -242,7 +319,7 @@ def cmd_runners(args: argparse.Namespace, settings: Settings) -> int:
     from stq.views import runners_table
 
     runners = _client(args, settings).runners()
-    print(json.dumps({"runners": runners}, indent=2) if args.json else runners_table(runners))
+    print(_json_text({"runners": runners}) if args.json else runners_table(runners))
     return EXIT_OK
 
 
@@ -305,7 +382,9 @@ def _add_client_commands(sub: Any) -> None:
     p = _command(sub, "submit", "submit a workflow to a server and print its id", cmd_submit)
     p.add_argument("file", metavar="FILE", help="the workflow file (YAML)")
     p.add_argument("--wait", action="store_true", help="follow it; exit 1 if it fails")
+    _param_flag(p)
     _junit_flag(p)
+    _json_flag(p, "the server's answer (with --wait: the final workflow)")
     p.add_argument(
         "--answer-timeout",
         type=_number(float, 1),
@@ -317,8 +396,12 @@ def _add_client_commands(sub: Any) -> None:
 
     p = _command(sub, "status", "show the workflows, or one workflow's tasks", cmd_status)
     _workflow_id(p, nargs="?")
-    p.add_argument("--json", action="store_true", help="print the API's JSON")
-    p.add_argument("--limit", type=_number(int, 1), default=20, help="workflows listed (20)")
+    _json_flag(p, "the API's answer (the list: every workflow, unless --limit)")
+    p.add_argument(
+        "--limit",
+        type=_number(int, 1),
+        help=f"workflows listed (default {STATUS_LIMIT}; with --json, all)",
+    )
     _server_flag(p)
 
     p = _command(sub, "logs", "show the output of a task's attempt", cmd_logs)
@@ -337,10 +420,11 @@ def _add_client_commands(sub: Any) -> None:
         action="store_true",
         help="print output as the command prints it, through each retry, until the task ends",
     )
+    _json_flag(p, "the attempt and its output (with -f: an object per line as output comes)")
     _server_flag(p)
 
     p = _command(sub, "runners", "show the runners seen in the last 10 minutes", cmd_runners)
-    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    _json_flag(p, "the API's answer")
     _server_flag(p)
 
     for name, handler, text in [
@@ -394,6 +478,7 @@ def _add_process_commands(sub: Any) -> None:
         help=f"local runners, 1 to {MAX_JOBS} (default: one per CPU, here %(default)s)",
     )
     p.add_argument("--db", metavar="PATH", help="SQLite file to keep (default: a temp file)")
+    _param_flag(p)
     _junit_flag(p)
 
 

@@ -40,7 +40,7 @@ from stq.errors import (
     WorkflowInvalid,
 )
 from stq.errors import Problem as _Problem
-from stq.model import IDEMPOTENCY_HEADER, WorkflowSpec
+from stq.model import IDEMPOTENCY_HEADER
 
 #: Seconds to connect; the read timeout is the long poll plus this slack.
 CONNECT_TIMEOUT = 5.0
@@ -51,6 +51,8 @@ SUBMIT_RETRY_FOR = 60.0
 RETRY_DELAYS = (0.5, 5.0)
 #: The shortest read timeout a try is given, however little of its window is left.
 MIN_READ_TIMEOUT = 1.0
+#: Workflows asked for per page when every one is read (the server's largest page).
+PAGE = 1000
 T = TypeVar("T")
 
 #: The error an STQ error answer stands for, by status: each class names its own.
@@ -218,7 +220,7 @@ class Client:
 
     def submit(
         self,
-        document: dict[str, Any],
+        document: dict[str, Any] | bytes,
         *,
         read_timeout: float = READ_SLACK,
         retry_for: float = SUBMIT_RETRY_FOR,
@@ -226,7 +228,9 @@ class Client:
     ) -> dict[str, Any]:
         """Submit a workflow once, however many answers are lost on the way.
 
-        The request carries a fresh ``Idempotency-Key``. A connection error,
+        ``document`` is the JSON body: a document to encode, or bytes already
+        encoded (``stq.loader.submit_body``: the file as written), sent as they
+        are. The request carries a fresh ``Idempotency-Key``. A connection error,
         no answer within ``read_timeout`` seconds, or a 5xx sends the same
         request with the same key again (``retry_outages``), for up to
         ``retry_for`` seconds in all: the server stores one workflow whichever
@@ -255,6 +259,17 @@ class Client:
     def workflows(self, limit: int | None = None, before: str | None = None) -> list[dict]:
         params = {k: v for k, v in (("limit", limit), ("before", before)) if v is not None}
         return self._json("GET", "/api/v1/workflows", params=params)["workflows"]
+
+    def every_workflow(self, page: int = PAGE) -> list[dict]:
+        """Every workflow the server lists, newest first, read ``page`` at a time."""
+        found: list[dict] = []
+        before = None
+        while True:
+            batch = self.workflows(limit=page, before=before)
+            found += batch
+            if len(batch) < page:
+                return found
+            before = batch[-1]["id"]
 
     def workflow(self, workflow_id: str, tasks: bool = True) -> dict[str, Any]:
         """One workflow; ``tasks=False``: its summary alone (STQ's extension)."""
@@ -421,36 +436,6 @@ def _never_connected(ex: StqError) -> bool:
     return isinstance(cause, socket.gaierror) or (
         isinstance(cause, OSError) and cause.errno in _NOT_CONNECTED
     )
-
-
-def workflow_document(spec: WorkflowSpec) -> dict[str, Any]:
-    """The JSON document ``POST /api/v1/workflows`` accepts, from a loaded workflow.
-
-    Built from the loader's normalized spec (defaults applied, durations in
-    seconds) rather than re-reading the YAML, so what is submitted is exactly
-    what ``stq validate`` checked.
-    """
-    tasks: dict[str, Any] = {}
-    for t in spec.tasks:
-        task: dict[str, Any] = {
-            "command": t.command if isinstance(t.command, str) else list(t.command),
-            "max_attempts": t.max_attempts,
-            "priority": t.priority,
-        }
-        optional = {
-            "depends_on": list(t.depends_on),
-            "duration": t.duration,
-            "env": dict(t.env),
-            "cwd": t.cwd,
-            "labels": list(t.labels),
-            "retry_delay": t.retry_delay,
-        }
-        task.update({k: v for k, v in optional.items() if v})
-        tasks[t.name] = task
-    doc: dict[str, Any] = {"name": spec.name, "tasks": tasks}
-    if spec.description:
-        doc["description"] = spec.description
-    return doc
 
 
 def _seg(value: str) -> str:

@@ -6,10 +6,16 @@ output every second); it goes on to each newer attempt as the task is retried
 and stops, with exit code 0, once the task is terminal. Output goes to
 stdout as the command printed it; what the user should know about an attempt
 (still running, why it ended) goes to stderr, one line each.
+
+With ``--json`` stdout carries JSON objects instead, one per line: the whole
+output once, or (following) each part as it arrives and a last one when the
+attempt ends, each saying which attempt, its status and the byte offset
+where its text starts. The notes on stderr stay as they are.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -26,19 +32,61 @@ POLL = 0.5
 TERMINAL = ("completed", "failed")
 
 
-def show(client: Client, task: dict[str, Any], number: int | None, out: IO[str]) -> None:
+class Text:
+    """Output as the command printed it (escaped on a terminal)."""
+
+    def __init__(self, out: IO[str]):
+        self.out = out
+
+    def part(self, attempt: dict[str, Any], text: str, start: int, status: str) -> None:
+        _write(self.out, text)
+
+
+class Json:
+    """Output as JSON objects, one a line: ``{attempt_id, number, status, output, output_start}``.
+
+    A part with no text is still written when it tells something new: the
+    status an attempt ended with.
+    """
+
+    def __init__(self, out: IO[str]):
+        self.out = out
+
+    def part(self, attempt: dict[str, Any], text: str, start: int, status: str) -> None:
+        if not text and status == "running":
+            return
+        self.out.write(json.dumps(output_json(attempt, text, start, status)) + "\n")
+        self.out.flush()
+
+
+def output_json(attempt: dict[str, Any], text: str, start: int, status: str) -> dict[str, Any]:
+    """What ``stq logs --json`` prints of an attempt: its output from byte ``start`` on."""
+    return {
+        "attempt_id": attempt["id"],
+        "number": attempt["number"],
+        "status": status,
+        "output": text,
+        "output_start": start,
+    }
+
+
+Sink = Text | Json
+
+
+def show(client: Client, task: dict[str, Any], number: int | None, sink: Sink) -> None:
     """Print one attempt's output (``number``, or the last) and a line on how it stands."""
     attempt = pick(task, number)
-    _write(out, client.output(attempt["id"]))
+    part = client.output_from(attempt["id"], 0)
+    sink.part(attempt, part.text, part.start, attempt.get("status") or "running")
     note = ending(attempt)
     if attempt.get("status") == "running":
         note = f"attempt {attempt['number']} is still running: stq logs -f follows it"
     if note:
-        out.flush()
+        sink.out.flush()
         print(f"stq: {note}", file=sys.stderr)
 
 
-def follow(client: Client, task: dict[str, Any], number: int | None, out: IO[str]) -> None:
+def follow(client: Client, task: dict[str, Any], number: int | None, sink: Sink) -> None:
     """Print the task's output as it comes, attempt after attempt, until the task ends."""
     task_id = task["id"]
     current = pick(task, number) if task.get("attempts") else None
@@ -58,17 +106,19 @@ def follow(client: Client, task: dict[str, Any], number: int | None, out: IO[str
             current = _first_after(task, 0)
             continue
         part = client.output_from(current["id"], offset)
+        start = max(offset, part.start)
         if part.start > offset:
             print(f"stq: ({part.start - offset} bytes not kept)", file=sys.stderr)
-        _write(out, part.text)
         offset = part.end
         if not part.finished:
+            sink.part(current, part.text, start, "running")
             time.sleep(POLL)
             continue
         task = client.task(task_id)
         ended = next(a for a in task["attempts"] if a["id"] == current["id"])
+        sink.part(ended, part.text, start, ended["status"])
         if note := ending(ended):
-            out.flush()
+            sink.out.flush()
             print(f"stq: {note}", file=sys.stderr)
         if number is not None:
             return

@@ -240,8 +240,8 @@ class Connection:
         headers: dict[str, str] | None = None,
         text: str | None = None,
     ) -> Response:
-        """One exchange: ``body`` goes out as JSON (or ``text`` as text/plain); the answer
-        comes back whole.
+        """One exchange: ``body`` goes out as JSON (bytes: already JSON, sent as they are;
+        or ``text`` as text/plain); the answer comes back whole.
 
         ``headers`` are this request's own, beside the connection's fixed ones.
         """
@@ -258,7 +258,7 @@ class Connection:
             length = b"Content-Length: %d\r\n\r\n" % len(data)
             wire += b"Content-Type: text/plain; charset=utf-8\r\n" + length + data
         elif body is not None:
-            data = json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             length = b"Content-Length: %d\r\n\r\n" % len(data)
             wire += b"Content-Type: application/json\r\n" + length + data
         elif method in _WITH_BODY:

@@ -25,7 +25,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from stq.client import Client, workflow_document
+from stq.client import Client
 from stq.errors import EXIT_FAILED, EXIT_OK, ServerUnreachable
 from stq.model import WorkflowSpec
 from stq.progress import Progress, summary
@@ -60,6 +60,7 @@ def workflow_labels(spec: WorkflowSpec) -> list[str]:
 
 def run_local(
     spec: WorkflowSpec,
+    body: bytes,
     jobs: int,
     db: str | None,
     out: TextIO,
@@ -68,12 +69,15 @@ def run_local(
 ) -> int:
     """Run ``spec`` to the end with ``jobs`` local runners; 0 completed, 1 failed.
 
+    ``body`` is what is submitted: the file as written (``stq.loader.submit_body``),
+    which the embedded server expands as any server would; ``spec``, the same
+    workflow checked, says which labels the runners need.
     ``junit``: also write a JUnit XML report there (before the server stops).
     """
     # The signals are handled outside the stack, so they stay handled while it unwinds.
     with _StopSignals() as stop, ExitStack() as stack:
         try:
-            return _run(stack, stop, spec, jobs, db, out, verbose, junit)
+            return _run(stack, stop, spec, body, jobs, db, out, verbose, junit)
         except Interrupted:
             out.write("\ninterrupted: stopping every process\n")
             return EXIT_FAILED
@@ -83,6 +87,7 @@ def _run(
     stack: ExitStack,
     stop: _StopSignals,
     spec: WorkflowSpec,
+    body: bytes,
     jobs: int,
     db: str | None,
     out: TextIO,
@@ -104,7 +109,7 @@ def _run(
     try:
         with stop.interruptible():
             _wait_healthy(server, client, logs)
-            wf_id = client.submit(workflow_document(spec))["id"]
+            wf_id = client.submit(body)["id"]
             final = Progress(client, out, tty=out.isatty()).follow(wf_id)
     except Interrupted:
         if wf_id is None:

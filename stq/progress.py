@@ -88,11 +88,33 @@ def terminal(counts: dict[str, int]) -> int:
     return counts.get("completed", 0) + counts.get("failed", 0)
 
 
-def counts_line(counts: dict[str, int]) -> str:
-    """'11/11 done: 7 completed, 4 failed': done counts every terminal task."""
+def counts_line(counts: dict[str, int], skipped: int = 0) -> str:
+    """'11/11 done: 7 completed (2 skipped), 4 failed': done counts every terminal task.
+
+    A skipped task is completed (SPEC 8.1), so it is counted there; ``skipped``
+    says how many of those never ran, when the caller read the tasks to know.
+    """
     total = sum(counts.values())
     parts = [f"{counts.get(s, 0)} {SHOWN[s]}" for s in ORDER if counts.get(s)]
+    if skipped and counts.get("completed"):
+        parts[0] += f" ({skipped} skipped)"
     return f"{terminal(counts)}/{total} done: " + ", ".join(parts)
+
+
+def skipped_count(wf: dict) -> int:
+    """How many of a workflow's tasks its ``run_if`` skipped (0 when read without tasks)."""
+    return sum(1 for t in wf.get("tasks") or () if is_skipped(t))
+
+
+def is_skipped(task: dict) -> bool:
+    """A completed task that never ran: an ``on_failure`` task whose dependencies all completed."""
+    return task.get("state") == "completed" and task.get("reason") == "skipped"
+
+
+def state_text(task: dict) -> str:
+    """A task's state as tables write it; 'completed (skipped)' for one that never ran."""
+    shown = SHOWN.get(task["state"], task["state"])
+    return f"{shown} (skipped)" if is_skipped(task) else shown
 
 
 def duration_text(seconds: float) -> str:
@@ -113,7 +135,9 @@ def time_left_text(wf: dict) -> str:
     return "~" + duration_text(left)
 
 
-def terminal_line(counts: dict[str, int], elapsed: float, left: str, running: list[str]) -> str:
+def terminal_line(
+    counts: dict[str, int], elapsed: float, left: str, running: list[str], skipped: int = 0
+) -> str:
     """The line a terminal redraws: bar, elapsed time, time left, counts, tasks running.
 
     The time left comes before the counts, whose length varies, so that it is not
@@ -124,7 +148,7 @@ def terminal_line(counts: dict[str, int], elapsed: float, left: str, running: li
     text = f"[{bar:<20}] {elapsed:5.1f}s "
     if left:
         text += f"(time left {left}) "
-    text += counts_line(counts)
+    text += counts_line(counts, skipped)
     if running:
         text += " | running: " + ", ".join(safe(name) for name in running)
     return text
@@ -213,14 +237,15 @@ class Progress:
     def _draw(self, wf: dict, running_tasks: list[dict], left: str = "") -> None:
         elapsed = self.clock() - self.started
         counts = wf.get("counts") or {}
-        line = counts_line(counts)
+        skipped = skipped_count(wf)  # known only from the last reading, which has every task
+        line = counts_line(counts, skipped)
         if not self.tty:
             if line != self._last:
                 self.out.write(f"[{elapsed:6.1f}s] {line}\n")
                 self.out.flush()
                 self._last = line
             return
-        text = terminal_line(counts, elapsed, left, [t["name"] for t in running_tasks])
+        text = terminal_line(counts, elapsed, left, [t["name"] for t in running_tasks], skipped)
         width = shutil.get_terminal_size((80, 24)).columns - 1
         self.out.write("\r\x1b[K" + text[:width])
         self.out.flush()
@@ -263,6 +288,8 @@ def reason_text(task: dict, last: dict | None) -> str:
     ``last`` is None for a failed task whose attempts were not read (past
     ``MAX_REASONS_READ``): the column then says where to look.
     """
+    if is_skipped(task):
+        return ""  # its state says so: 'completed (skipped)'
     if task.get("reason"):
         return str(task["reason"])
     if task["state"] != "failed":
@@ -279,7 +306,7 @@ def reason_text(task: dict, last: dict | None) -> str:
 def _task_cells(task: dict, lasts: dict[str, dict]) -> tuple[str, Any, str, str]:
     """The ``TASK_COLUMNS`` cells of one task, the same in every task table."""
     return (
-        SHOWN.get(task["state"], task["state"]),
+        state_text(task),
         task.get("attempts_used", 0),
         _secs(seconds_between(task.get("started"), task.get("finished"))),
         reason_text(task, lasts.get(task["id"])),
@@ -320,6 +347,14 @@ def workflow_table(workflows: Sequence[dict]) -> str:
     return table(("NAME", "ID", "STATE", "DONE", "CREATED"), rows)
 
 
+def workflow_head(wf: dict) -> str:
+    """``stq status ID``'s first line: the workflow, its state and its counts."""
+    return (
+        f"workflow {safe(wf['name'])} ({wf['id']}): {workflow_state(wf)}, "
+        f"{counts_line(wf['counts'], skipped_count(wf))}"
+    )
+
+
 def task_table(wf: dict, lasts: dict[str, dict]) -> str:
     """``stq status ID``: one workflow's tasks with state, attempts, timings and reasons.
 
@@ -327,11 +362,7 @@ def task_table(wf: dict, lasts: dict[str, dict]) -> str:
     says of a task failed by its own attempt.
     """
     rows = [(t["name"], t["id"], *_task_cells(t, lasts)) for t in wf.get("tasks") or []]
-    head = (
-        f"workflow {safe(wf['name'])} ({wf['id']}): {workflow_state(wf)}, "
-        f"{counts_line(wf['counts'])}"
-    )
-    return head + "\n" + table(("TASK", "TASK ID", *TASK_COLUMNS), rows, give_way=_GIVE_WAY)
+    return table(("TASK", "TASK ID", *TASK_COLUMNS), rows, give_way=_GIVE_WAY)
 
 
 def _done(counts: dict[str, int]) -> str:

@@ -1,15 +1,18 @@
-"""Words for what the server knows about waiting: why a task waits, which runners it saw.
+"""Words for what the server knows beyond states: waits, runners, params, descriptions.
 
-Pure functions over the API's JSON (SPEC 8.4's ``waiting_for`` and
-``GET /runners``), shared by ``stq status``, ``stq logs`` and ``stq runners``
-so a wait reads the same wherever it is shown. Anything that came from a
-workflow file or a runner (task names, labels, runner names) passes through
-``safe``, as in every other table.
+Pure functions over the API's JSON (SPEC 8.4's ``waiting_for``, a task's
+``description`` and ``run_if``, a workflow's ``params`` and ``GET /runners``),
+shared by ``stq status``, ``stq logs`` and ``stq runners`` so a wait reads
+the same wherever it is shown. Anything that came from a workflow file or a
+runner (task names, labels, runner names, descriptions, values) passes
+through ``safe``, as in every other table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shlex
+import textwrap
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +71,72 @@ def waits_table(tasks: Sequence[dict[str, Any]]) -> str:
         if t.get("state") == "todo" and (text := wait_text(t.get("waiting_for")))
     ]
     return table(("WAITING TASK", "WHY"), rows) if rows else ""
+
+
+def params_line(params: Mapping[str, Any] | None) -> str:
+    """'params: BRANCH=main DAY=2026-12-06': a workflow's final params; '' when it has none.
+
+    Each is written as ``--param`` takes it (a value with spaces quoted as the
+    shell would), so a line can be copied into the next ``stq submit``.
+    """
+    if not params:
+        return ""
+    pairs = (f"{name}={shlex.quote(str(value))}" for name, value in params.items())
+    return "params: " + " ".join(safe(pair) for pair in pairs)
+
+
+#: The narrowest a description is wrapped to, however long the task names are.
+DESCRIPTION_MIN_WIDTH = 30
+
+
+def details_table(tasks: Sequence[dict[str, Any]], width: int = 80) -> str:
+    """``stq status ID``'s table of what the file says about its tasks beyond commands.
+
+    One row per task that has a ``description`` or runs on another condition
+    than the default (``run_if`` ``on_failure`` or ``always``); the expansions
+    of a matrix task, which share both, are one row named ``NAME-*``. A column
+    only when some task fills it; '' when no task does. A description is never
+    cut: it is wrapped to the width left beside the other columns.
+    """
+    rows: list[tuple[str, str, str]] = []
+    shown_matrices: set[str] = set()
+    for t in tasks:
+        if not (t.get("description") or _run_if(t)) or t.get("matrix_of") in shown_matrices:
+            continue
+        name = t["name"]
+        if t.get("matrix_of"):
+            shown_matrices.add(t["matrix_of"])
+            name = f"{t['matrix_of']}-*"
+        rows.append((name, _run_if(t), safe(" ".join(str(t.get("description") or "").split()))))
+    if not rows:
+        return ""
+    keep = [0] + [i for i in (1, 2) if any(row[i] for row in rows)]
+    headers = [("TASK", "RUN IF", "DESCRIPTION")[i] for i in keep]
+    cells = [[row[i] for i in keep] for row in rows]
+    if keep[-1] == 2:
+        cells = _wrapped_last(headers, cells, width)
+    return table(headers, cells, width=width)
+
+
+def _run_if(task: dict[str, Any]) -> str:
+    """The task's ``run_if`` when it is not the default (``on_success``), else ''."""
+    run_if = task.get("run_if")
+    return "" if run_if in (None, "on_success") else str(run_if)
+
+
+def _wrapped_last(headers: Sequence[str], rows: list[list[str]], width: int) -> list[list[str]]:
+    """Rows whose last cell is wrapped to the width the other columns leave, over extra rows."""
+    before = sum(
+        max([len(head)] + [len(safe(row[i])) for row in rows]) + 2
+        for i, head in enumerate(headers[:-1])
+    )
+    room = max(DESCRIPTION_MIN_WIDTH, width - before)
+    out = []
+    for row in rows:
+        lines = textwrap.wrap(row[-1], room, break_on_hyphens=False) or [""]
+        out.append([*row[:-1], lines[0]])
+        out += [[""] * (len(row) - 1) + [line] for line in lines[1:]]
+    return out
 
 
 def no_attempts(task: dict[str, Any]) -> str:

@@ -15,7 +15,15 @@ import falcon
 
 from stq import __version__ as _version
 from stq.api import bodies
-from stq.model import AttemptStatus, RunnerState, TaskReason, TaskState, WaitKind, WorkflowState
+from stq.model import (
+    AttemptStatus,
+    RunIf,
+    RunnerState,
+    TaskReason,
+    TaskState,
+    WaitKind,
+    WorkflowState,
+)
 
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
@@ -56,19 +64,39 @@ def _records() -> dict[str, Any]:
             "workflow_id": _STR,
             "name": _STR,
             "state": _enum(TaskState),
-            "reason": _enum(TaskReason, nullable=True),
+            "reason": {
+                **_enum(TaskReason, nullable=True),
+                "description": "Why it ended with no attempt of its own deciding: "
+                "upstream_failed or cancelled (failed), skipped (completed)",
+            },
             "depends_on": {"type": "array", "items": _STR},
             "attempts_used": {"type": "integer"},
             "waiting_for": {"oneOf": [{"type": "null"}, _ref("WaitingFor")]},
             "attempts": {"type": "array", "items": _ref("Attempt")},
+            "description": _NSTR,
+            "run_if": {
+                **_enum(RunIf),
+                "description": "When it runs, by how its dependencies ended (a skipped "
+                "on_failure task is completed with reason skipped and no attempts)",
+            },
+            "matrix": {
+                "type": ["object", "null"], "additionalProperties": _STR,
+                "description": "An expansion of a matrix task: its values as rendered text",
+            },
+            "matrix_of": {**_NSTR, "description": "The matrix task it is an expansion of"},
         },
-        ["id", "workflow_id", "name", "state", "reason", "depends_on", "attempts_used"],
-    )
+        ["id", "workflow_id", "name", "state", "reason", "depends_on", "attempts_used",
+         "description", "run_if", "matrix", "matrix_of"],
+    )  # fmt: skip
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
     workflow = _obj(
         {
             "id": _STR, "name": _STR, "description": _NSTR, "state": _enum(WorkflowState),
             "created": _TIME, "finished": _NTIME, "counts": counts,
+            "params": {
+                "type": "object", "additionalProperties": _STR,
+                "description": "The params every task got, final values ({} for none)",
+            },
             "tasks": {"type": "array", "items": _ref("Task")},
             "time_left": {
                 "type": ["integer", "null"], "minimum": 0,
@@ -77,7 +105,7 @@ def _records() -> dict[str, Any]:
                 "running or nothing is known",
             },
         },
-        ["id", "name", "description", "state", "created", "finished", "counts"],
+        ["id", "name", "description", "state", "created", "finished", "counts", "params"],
     )  # fmt: skip
     brief = _obj({"id": _STR, "name": _STR, "state": _enum(TaskState)})
     submitted = _obj(

@@ -72,6 +72,10 @@ def task(rec: Task) -> dict[str, Any]:
         "started": iso(rec.started),
         "finished": iso(rec.finished),
         "runner": rec.runner,
+        "description": rec.description,
+        "run_if": _value(rec.run_if),
+        "matrix": None if rec.matrix is None else dict(rec.matrix),
+        "matrix_of": rec.matrix_of,
     }
     body["waiting_for"] = waiting_for(rec.waiting_for)
     if rec.attempts is not None:
@@ -113,6 +117,7 @@ def workflow(rec: Workflow) -> dict[str, Any]:
         "created": iso(rec.created),
         "finished": iso(rec.finished),
         "counts": {str(k): int(v) for k, v in rec.counts.items()},
+        "params": dict(rec.params),
     }
     if rec.tasks is not None:
         body["tasks"] = [task(t) for t in rec.tasks]

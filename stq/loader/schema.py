@@ -98,12 +98,16 @@ def _type_words(types: str | list[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
 
 
-def _message(error: ValidationError) -> str:
-    """One sentence for one jsonschema error, naming the limit that was crossed."""
+def _message(error: ValidationError, raw: str | None) -> str:
+    """One sentence for one jsonschema error, naming the limit that was crossed.
+
+    ``raw``: the value as written in the file, if it is not a string there:
+    ``3.10`` is the float 3.1, but the user wrote ``3.10``.
+    """
     kind, schema, value = error.validator, error.schema, error.instance
     hint = schema.get("x-message") if isinstance(schema, dict) else None
-    if kind in ("anyOf", "oneOf", "pattern") and hint:
-        return f"{_short(value)} {hint}"
+    if kind in ("anyOf", "oneOf", "pattern", "enum") and hint:
+        return f"{raw or _short(value)} {hint}"
     texts = {
         "type": lambda: f"must be {_type_words(error.validator_value)}, not {_short(value)}",
         "required": lambda: f"missing required field {error.message.split(' is ')[0]}",
@@ -135,12 +139,18 @@ def _duplicate(items: list[Any]) -> Any:
 def _unknown_fields(error: ValidationError, path: list[Any], where: Locator) -> list[Problem]:
     """One problem per unknown key, at the key, with a guess at what was meant."""
     known = list(error.schema.get("properties", {}))
+    own = workflow_schema()["$defs"]["task"]["properties"] if path == ["defaults"] else {}
     problems = []
     for key in error.instance:
         if key in known:
             continue
         guess = difflib.get_close_matches(str(key), known, n=1)
-        hint = f" (did you mean '{guess[0]}'?)" if guess else f" (known: {', '.join(known)})"
+        if key in own:  # command, depends_on, description, matrix: no default makes sense
+            hint = f" (known: {', '.join(known)}; '{key}' is set by each task)"
+        elif guess:
+            hint = f" (did you mean '{guess[0]}'?)"
+        else:
+            hint = f" (known: {', '.join(known)})"
         problems.append(
             where.problem([*path, key], f"unknown field '{key}'{hint}", at_key=True)
             if path
@@ -203,5 +213,6 @@ def schema_problems(doc: Any, where: Locator) -> list[Problem]:
             problems.append(_bad_name(error, path, where))
         else:
             at_key = error.validator == "required"
-            problems.append(where.problem(path, _message(error), at_key=at_key))
+            raw = where.raw_text(path) if path else None
+            problems.append(where.problem(path, _message(error, raw), at_key=at_key))
     return problems

@@ -1,7 +1,7 @@
 """Claiming: find the first claimable task in claim order and start an attempt.
 
-A task is claimable when it is ``todo`` with no unfinished dependency
-(``pending_deps = 0``, maintained as dependencies complete) and its
+A task is claimable when it is ``todo`` with no dependency still to end
+(``pending_deps = 0``, maintained as dependencies end: see ``dependents``) and its
 ``ready_at`` (retry_delay after a failure) has passed. Two partial indexes hold
 exactly those rows in claim order (priority desc, workflow age, file order):
 one for unlabelled tasks, the common case, answered by reading one index
@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from stq.model import Claim, Offer, TaskState
 from stq.store import records, rules, runners
-from stq.store.transitions import Tx, shift
+from stq.store.tx import Tx, shift
 
 _ORDER = " ORDER BY priority DESC, workflow_id, position"
 _CLAIMABLE = "state = 'todo' AND pending_deps = 0 AND ready_at <= ?"

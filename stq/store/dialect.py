@@ -20,13 +20,14 @@ from stq.errors import StqError
 #: The schema version this code writes (SQLite: PRAGMA user_version; PostgreSQL:
 #: stq_schema.version). Version 1 is each dialect's own file; every later
 #: version is a file of statements both dialects run, applied in order.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS = {
     2: "2-workflow-count.sql",
     3: "3-claimed-after.sql",
     4: "4-submission.sql",
     5: "5-runner.sql",
     6: "6-output-offsets.sql",
+    7: "7-run-if.sql",
 }
 
 
@@ -64,6 +65,16 @@ class Dialect:
     placeholder = "?"
     #: Driver exceptions that mean "the store does not answer" (locked, gone, I/O).
     unavailable_errors: tuple[type[BaseException], ...] = ()
+    #: Run after a submit of many tasks, so the planner does not plan the next
+    #: statements over statistics from before it (None: the dialect needs none).
+    refresh_statistics: str | None = None
+    #: A subquery of the ids passed in its one parameter (``ids_param``): one statement
+    #: for any number of tasks (a failure may reach 100,000), at one plan.
+    ids_query = ""
+
+    def ids_param(self, ids: Sequence[int]) -> Any:
+        """``ids`` as the parameter of ``ids_query``."""
+        raise NotImplementedError
 
     def use_index(self, index: str) -> str:
         """A hint forcing ``index`` after a table name where the planner must not guess."""

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from stq.errors import Conflict
 from stq.settings import MAX_OUTPUT_BYTES
-from stq.store.transitions import Tx
+from stq.store.tx import Tx
 from stq.utf8 import char_start
 
 SELECT = "SELECT text, start_byte, end_byte FROM output WHERE attempt_id = ?"

@@ -33,6 +33,11 @@ Why these choices:
   periodic re-try until it is back.
 - The schema is created and migrated under ``pg_advisory_xact_lock`` so
   two servers starting at once do not race.
+- A submit of many tasks is followed by ``ANALYZE task, dependency``
+  (``refresh_statistics``, ~0.1 s for 100,000 tasks) instead of waiting up to
+  a minute for autovacuum: planned over statistics from before it, the walk
+  downstream of a failure at the head of a 20,000-task chain took 17 s, with
+  ``run_if`` tasks 300 s; after it, 0.3 s.
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ class PostgresDialect(Dialect):
     count_shard = f"pg_backend_pid() % {COUNT_SHARDS}"
     placeholder = "%s"
     unavailable_errors = (psycopg.OperationalError, psycopg.InterfaceError)
+    ids_query = "SELECT unnest(CAST(? AS bigint[]))"
+    refresh_statistics = "ANALYZE task, dependency"
     retry_errors = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
     def __init__(self, url: str):
@@ -165,6 +172,9 @@ class PostgresDialect(Dialect):
             cursor.nextset()
             rows.append(cursor.fetchone())
         return rows
+
+    def ids_param(self, ids: Sequence[int]) -> list[int]:
+        return [int(i) for i in ids]
 
     def clean_text(self, text: str) -> str:
         return text.replace("\x00", "\ufffd")  # a command's output may carry NUL bytes

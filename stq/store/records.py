@@ -19,6 +19,7 @@ from stq.model import (
     Attempt,
     AttemptStatus,
     Command,
+    RunIf,
     Task,
     TaskReason,
     TaskSpec,
@@ -33,7 +34,8 @@ _NOUN = {"w": "workflow", "t": "task", "a": "attempt"}
 #: Columns read for a Task record, in the order ``task_from_row`` expects.
 TASK_COLUMNS = (
     "id, workflow_id, name, state, reason, depends_on, attempts_used, command, duration, "
-    "max_attempts, labels, priority, created, started, finished, runner"
+    "max_attempts, labels, priority, created, started, finished, runner, "
+    "description, run_if, matrix, matrix_of"
 )
 #: A workflow's count of tasks in each state: its counts at submit plus its counter
 #: shards (schema version 2), in ``TaskState`` order; selected ``FROM workflow``.
@@ -43,7 +45,9 @@ COUNT_COLUMNS = ", ".join(
     for s in TaskState
 )
 #: Columns read for a Workflow record, in the order ``workflow_from_row`` expects.
-WORKFLOW_COLUMNS = f"id, name, description, state, created, finished, {COUNT_COLUMNS}"
+WORKFLOW_COLUMNS = f"id, name, description, state, created, finished, {COUNT_COLUMNS}, params"
+#: ``run_if`` as read: looked up, a twentieth of the enum call, for 100,000-task reads.
+_RUN_IF = {r.value: r for r in RunIf}
 #: Columns read for an Attempt record, in the order ``attempt_from_row`` expects.
 ATTEMPT_COLUMNS = "id, task_id, number, status, runner, started, finished, exit_code, reason"
 
@@ -93,6 +97,22 @@ def load_labels(text: str | None) -> tuple[str, ...]:
     return tuple(json.loads(text)) if text else ()
 
 
+def dump_mapping(values: Mapping[str, str] | None) -> str | None:
+    """A mapping of strings as ``json.dumps`` writes it (keys in their order); NULL for none.
+
+    For params and matrix values: a 100,000-task submit may carry a matrix on
+    every task, and this costs a fraction of ``json.dumps`` (see ``dump_strings``).
+    """
+    if not values:
+        return None
+    items = (f"{_json_string(k)}: {_json_string(v)}" for k, v in values.items())
+    return "{" + ", ".join(items) + "}"
+
+
+def load_mapping(text: str | None) -> dict[str, str] | None:
+    return json.loads(text) if text else None
+
+
 def counts_from(values: Sequence[int]) -> dict[str, int]:
     """Counts per task state from the four n_* columns, in ``TaskState`` order."""
     return {state.value: int(n or 0) for state, n in zip(TaskState, values, strict=True)}
@@ -108,6 +128,7 @@ def workflow_from_row(row: Sequence[Any], tasks: tuple[Task, ...] | None = None)
         finished=row[5],
         counts=counts_from(row[6:10]),
         tasks=tasks,
+        params=load_mapping(row[10]) or {},
     )
 
 
@@ -130,6 +151,10 @@ def task_from_row(row: Sequence[Any], attempts: tuple[Attempt, ...] | None = Non
         finished=row[14],
         runner=row[15],
         attempts=attempts,
+        description=row[16],
+        run_if=_RUN_IF[row[17]],
+        matrix=load_mapping(row[18]),
+        matrix_of=row[19],
     )
 
 
@@ -155,6 +180,10 @@ def submitted_task(
         labels=spec.labels,
         priority=spec.priority,
         created=now,
+        description=spec.description,
+        run_if=spec.run_if,
+        matrix=spec.matrix,
+        matrix_of=spec.matrix_of,
     )
 
 

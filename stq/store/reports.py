@@ -24,11 +24,15 @@ from stq.model import (
     WorkflowSpec,
 )
 from stq.store import output, records, rules, transitions
-from stq.store.transitions import Tx
+from stq.store.tx import Tx
 
+#: Everything a result needs, attempt and task locked; whether the task has dependents,
+#: and whether its workflow has ``run_if`` tasks, in subqueries (the workflow row is
+#: not locked: results of one workflow never queue for it).
 ATTEMPT_FOR_REPORT = """
 SELECT a.status, a.reason, a.ack_attempt, a.ack_task, a.task_id, t.workflow_id, t.state, t.reason,
-       EXISTS (SELECT 1 FROM dependency d WHERE d.upstream_id = a.task_id)
+       EXISTS (SELECT 1 FROM dependency d WHERE d.upstream_id = a.task_id),
+       (SELECT w.has_run_if FROM workflow w WHERE w.id = t.workflow_id)
   FROM attempt a JOIN task t ON t.id = a.task_id WHERE a.id = ?{for_update}
 """
 
@@ -69,7 +73,7 @@ def report(tx: Tx, attempt_id: int, result: Report) -> Outcome:
     if reason == AttemptReason.CANCELLED or task_reason == TaskReason.CANCELLED:
         message = "its workflow was cancelled; the result was not recorded (its output was)"
         return Outcome(None, refused=f"{records.make_id('a', attempt_id)}: {message}")
-    task = _Task(task_id, workflow_id, TaskState(task_state), bool(row[8]))
+    task = _Task(task_id, workflow_id, TaskState(task_state), bool(row[8]), bool(row[9]))
     if AttemptStatus(result.status) == AttemptStatus.COMPLETED:
         return Outcome(_completed(tx, attempt_id, task, result))
     return Outcome(_failed(tx, attempt_id, task, AttemptStatus(status), result))
@@ -82,6 +86,7 @@ class _Task(NamedTuple):
     workflow_id: int
     state: TaskState
     has_dependents: bool
+    has_run_if: bool
 
 
 def _completed(tx: Tx, attempt_id: int, task: _Task, result: Report) -> ResultAck:
@@ -101,7 +106,9 @@ def _completed(tx: Tx, attempt_id: int, task: _Task, result: Report) -> ResultAc
         ),
     )
     if not task.state.terminal:
-        transitions.complete(tx, task.id, task.workflow_id, task.state, task.has_dependents)
+        transitions.complete(
+            tx, task.id, task.workflow_id, task.state, task.has_dependents, task.has_run_if
+        )
     return ack
 
 

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable
 
 from stq.model import Runner, RunnerState
 from stq.store import records
-from stq.store.transitions import Tx
+from stq.store.tx import Tx
 
 #: Seconds a runner stays listed after it was last heard from.
 LISTED_FOR = 600.0

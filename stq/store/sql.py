@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from typing import Any, TypeVar, overload
 
 from stq.errors import Conflict, StoreUnavailable
@@ -39,8 +40,10 @@ from stq.model import (
     OutputSlice,
     Report,
     ResultAck,
+    RunIf,
     Runner,
     Task,
+    TaskReason,
     TaskState,
     Workflow,
     WorkflowSpec,
@@ -48,6 +51,7 @@ from stq.model import (
 )
 from stq.store import (
     claim,
+    dependents,
     output,
     records,
     reports,
@@ -60,7 +64,7 @@ from stq.store.base import Idempotency, Submission
 from stq.store.dialect import Dialect
 from stq.store.pool import ConnectionPool
 from stq.store.records import ATTEMPT_COLUMNS, TASK_COLUMNS, WORKFLOW_COLUMNS, parse_id
-from stq.store.transitions import Tx
+from stq.store.tx import Tx
 from stq.store.waiting import WAIT_COLUMNS, Waits
 
 Clock = Callable[[], float]
@@ -73,13 +77,14 @@ MAX_WRITE_TRIES = 5
 DUE_CHECK_INTERVAL = 0.05
 
 INSERT_WORKFLOW = (
-    "INSERT INTO workflow (name, description, state, created, n_todo) "
-    "VALUES (?, ?, 'running', ?, ?) RETURNING id"
+    "INSERT INTO workflow (name, description, state, created, n_todo, params, has_run_if) "
+    "VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id"
 )
 INSERT_TASK = (
     "INSERT INTO task (workflow_id, position, name, state, command, env, cwd, duration, "
-    "max_attempts, labels, priority, retry_delay, depends_on, pending_deps, created) "
-    "VALUES (?, ?, ?, 'todo', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "max_attempts, labels, priority, retry_delay, depends_on, pending_deps, created, "
+    "run_if, description, matrix, matrix_of) "
+    "VALUES (?, ?, ?, 'todo', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_DEPENDENCY = "INSERT INTO dependency (upstream_id, task_id) VALUES (?, ?)"
 SELECT_WORKFLOW = f"SELECT {WORKFLOW_COLUMNS} FROM workflow WHERE id = ?"
@@ -88,6 +93,9 @@ READ_COLUMNS = f"{TASK_COLUMNS}, {WAIT_COLUMNS}"
 SELECT_WORKFLOW_TASKS = f"SELECT {READ_COLUMNS} FROM task WHERE workflow_id = ? ORDER BY position"
 SELECT_TASK = f"SELECT {READ_COLUMNS} FROM task WHERE id = ?"
 SELECT_TASK_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE task_id = ? ORDER BY number"
+#: A submit of at least this many tasks refreshes the database's statistics at once
+#: (``Dialect.refresh_statistics``).
+REFRESH_STATISTICS_AFTER = 1_000
 #: Marker connections kept, per process, for threads yet to come.
 SPARE_CONNECTIONS = 16
 #: Connections per process where the dialect has no pool of its own (SQLite).
@@ -312,25 +320,43 @@ class SqlStore:
         self, spec: WorkflowSpec, idempotency: Idempotency | None = None
     ) -> Workflow | Submission:
         depends = reports.check_spec(spec)
+        has_run_if = any(t.run_if != RunIf.ON_SUCCESS for t in spec.tasks)
 
         def insert(tx: Tx) -> Workflow:
-            wid = tx.one(INSERT_WORKFLOW, (spec.name, spec.description, tx.now, len(spec.tasks)))
+            wid = tx.one(
+                INSERT_WORKFLOW,
+                (
+                    spec.name,
+                    spec.description,
+                    tx.now,
+                    len(spec.tasks),
+                    records.dump_mapping(spec.params),
+                    int(has_run_if),
+                ),
+            )
             wid = int(wid[0])
             tx.many(INSERT_TASK, _task_rows(wid, spec, depends, tx.now))
             ids = dict(iter(tx.run("SELECT name, id FROM task WHERE workflow_id = ?", (wid,))))
             edges = ((ids[d], ids[t.name]) for i, t in enumerate(spec.tasks) for d in depends[i])
             tx.many(INSERT_DEPENDENCY, edges)
-            transitions.settle(tx, wid)  # exact: nobody else sees the workflow yet
+            skipped = set(dependents.skip_waiting(tx, wid)) if has_run_if else set()
+            transitions.apply_counts(tx, alone=True)  # exact: nobody else sees the workflow yet
+            transitions.settle(tx, wid)
             tx.wake = True
             ref = records.make_id("w", wid)
             tasks = tuple(
                 records.submitted_task(ids[t.name], ref, t, depends[i], tx.now)
                 for i, t in enumerate(spec.tasks)
             )
+            if skipped:
+                refs = {records.make_id("t", i) for i in skipped}
+                tasks = tuple(_skipped(t, tx.now) if t.id in refs else t for t in tasks)
             return records.workflow_from_row(tx.one(SELECT_WORKFLOW, (wid,)), tasks)
 
         if idempotency is None:
-            return self._write(insert)
+            workflow = self._write(insert)
+            self._after_submit(spec)
+            return workflow
         once = idempotency
 
         def insert_once(tx: Tx) -> Submission:
@@ -343,7 +369,21 @@ class SqlStore:
             submission.bind(tx, once, parse_id("w", workflow.id))
             return Submission(workflow, created=True)
 
-        return self._write(insert_once)
+        submitted = self._write(insert_once)
+        if submitted.created:
+            self._after_submit(spec)
+        return submitted
+
+    def _after_submit(self, spec: WorkflowSpec) -> None:
+        """After a big submit, refresh the planner's statistics; a failure here fails nothing."""
+        statement = self.dialect.refresh_statistics
+        if statement is None or len(spec.tasks) < REFRESH_STATISTICS_AFTER:
+            return
+        try:
+            with self._borrow() as conn:
+                conn.execute(statement)
+        except Exception:  # housekeeping: autovacuum will do it later anyway
+            pass
 
     def claim_attempt(self, runner: str, labels: Collection[str]) -> Claim | None:
         claims = self.claim_attempts([runner], labels)
@@ -638,7 +678,20 @@ def _task_rows(wid: int, spec: WorkflowSpec, depends: list[tuple[str, ...]], now
             records.dump_strings(needs),
             len(needs),
             now,
+            _RUN_IF_TEXT[task.run_if],
+            task.description,
+            records.dump_mapping(task.matrix),
+            task.matrix_of,
         )
+
+
+#: ``run_if`` as stored, looked up rather than converted: 100,000 tasks pass through here.
+_RUN_IF_TEXT = {r: r.value for r in RunIf}
+
+
+def _skipped(task: Task, now: float) -> Task:
+    """A task the submit itself skipped (an ``on_failure`` task with nothing to wait for)."""
+    return replace(task, state=TaskState.COMPLETED, reason=TaskReason.SKIPPED, finished=now)
 
 
 def _dump_env(env: Any) -> str:

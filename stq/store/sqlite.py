@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -63,6 +63,7 @@ class SqliteDialect(Dialect):
     serial_writes = True
     begin_read = "BEGIN DEFERRED"
     unavailable_errors = (sqlite3.OperationalError, sqlite3.DatabaseError)
+    ids_query = "SELECT value FROM json_each(?)"
 
     def __init__(self, path: str):
         self.path = path
@@ -91,6 +92,9 @@ class SqliteDialect(Dialect):
             conn.close()
             raise
         return conn
+
+    def ids_param(self, ids: Sequence[int]) -> str:
+        return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
     def use_index(self, index: str) -> str:
         # Without statistics SQLite prefers an equality on `state` over a partial index.

@@ -23,7 +23,7 @@ from __future__ import annotations
 from stq.errors import Conflict
 from stq.store import records
 from stq.store.base import IDEMPOTENCY_WINDOW, Idempotency
-from stq.store.transitions import Tx
+from stq.store.tx import Tx
 
 #: Expired keys (other than the one submitted) deleted by one keyed submit.
 CLEANUP_BATCH = 100

@@ -3,31 +3,32 @@
 Each function takes a ``Tx`` (a connection already inside ``BEGIN``, the
 dialect, and the transaction's ``now``) and changes rows; the caller commits.
 Costs follow the events: completing a task touches its dependents only, a
-failure walks only its downstream closure, and per-workflow counts are
-maintained counters.
+failure walks only its downstream closure (``dependents`` says how a task's
+end reaches the tasks waiting on it, ``run_if`` included), and per-workflow
+counts are maintained counters.
 
 Rows are locked in one order in every transaction (attempt, then task, then
 counters; a completion's dependents in id order), so transactions that run
 side by side on PostgreSQL rarely deadlock (the store retries the few that
-do: each costs PostgreSQL's ``deadlock_timeout``, 1 s by default). Counter moves are collected on
-the ``Tx`` and added, last, to the transaction's own shard of the workflow's
-counters (``workflow_count``), so transactions on one workflow never queue
-for one row until their commits are flushed. The workflow's state follows
-from its counts (``settle``): inline where writes run one at a time
-(SQLite); on PostgreSQL two transactions finishing a workflow's last tasks
-side by side cannot see each other's moves, so each one that ended a task
-checks again after its commit (``SqlStore``), and the later one sees both.
+do: each costs PostgreSQL's ``deadlock_timeout``, 1 s by default).
+Counter moves are collected on the ``Tx`` and added, last, to the
+transaction's own shard of the workflow's counters (``workflow_count``), so
+transactions on one workflow never queue for one row until their commits
+are flushed. The workflow's state follows from its counts (``settle``):
+inline where writes run one at a time (SQLite); on PostgreSQL two
+transactions finishing a workflow's last tasks side by side cannot see each
+other's moves, so each one that ended a task checks again after its commit
+(``SqlStore``), and the later one sees both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from stq.model import AttemptReason, AttemptStatus, TaskReason, TaskState, WorkflowState
-from stq.store import records, rules
-from stq.store.dialect import Dialect
+from stq.store import dependents, records, rules
+from stq.store.tx import Tx, inline, shift
 
 #: Running attempts past their task's duration or their heartbeat timeout, locked
 #: (PostgreSQL: rows another server is expiring right now are skipped, not waited for).
@@ -46,27 +47,6 @@ SELECT EXISTS (SELECT 1 FROM attempt{by_deadline}
                 WHERE status = 'running' AND deadline IS NOT NULL AND deadline <= ?)
     OR EXISTS (SELECT 1 FROM attempt{by_heartbeat} WHERE status = 'running' AND heartbeat <= ?)
 """
-#: Every task downstream of one task (transitive closure) still waiting: upstream_failed.
-#: (UPDATE first, the CTE inside: see ``Tx.count``; the count moves the counters.)
-FAIL_DOWNSTREAM = """
-UPDATE task SET state = 'failed', reason = 'upstream_failed', finished = ?
- WHERE state = 'todo' AND id IN (
-       WITH RECURSIVE downstream (id) AS (
-           SELECT task_id FROM dependency WHERE upstream_id = ?
-           UNION
-           SELECT d.task_id FROM dependency d JOIN downstream ON d.upstream_id = downstream.id
-       )
-       SELECT id FROM downstream)
-"""
-#: A task completed: each dependent has one unfinished dependency fewer.
-#: The dependents are locked in id order first (PostgreSQL): two results releasing
-#: overlapping dependents each locked them in its own scan order, deadlocked, and
-#: waited out PostgreSQL's 1 s deadlock_timeout before one was run again.
-RELEASE_DEPENDENTS = """
-UPDATE task SET pending_deps = pending_deps - 1
- WHERE id IN (SELECT t.id FROM dependency d JOIN task t ON t.id = d.task_id
-               WHERE d.upstream_id = ? ORDER BY t.id{for_update})
-"""
 #: Add the transaction's counter moves to its shard of the workflow's counters.
 ADD_COUNTS = (
     "INSERT INTO workflow_count (workflow_id, shard, "
@@ -81,72 +61,13 @@ STATE_AND_COUNTS = f"SELECT state, {records.COUNT_COLUMNS}, id FROM workflow WHE
 RUNNING_STATES_AND_COUNTS = (
     f"SELECT state, {records.COUNT_COLUMNS}, id FROM workflow WHERE state = 'running'"
 )
+#: A failed attempt's task, locked; and whether its workflow has ``run_if`` tasks
+#: (read in a subquery, so the workflow row is not locked with it).
 TASK_FOR_FAILURE = """
-SELECT workflow_id, state, max_attempts, attempts_used, budget_base, retry_delay
+SELECT workflow_id, state, max_attempts, attempts_used, budget_base, retry_delay,
+       (SELECT w.has_run_if FROM workflow w WHERE w.id = task.workflow_id)
   FROM task WHERE id = ?{for_update}
 """
-
-
-@dataclass
-class Tx:
-    """An open transaction: run statements in the dialect's parameter style.
-
-    ``moves`` holds the counter deltas per workflow until ``apply_counts``;
-    ``wake`` says a task may have become claimable, so waiting claims on
-    other servers should look again (PostgreSQL: a NOTIFY with the commit).
-    ``tail`` holds statements sent with the COMMIT and ``after`` reads run
-    just after it (see ``Dialect.commit``); ``checked`` their rows.
-    """
-
-    conn: Any
-    dialect: Dialect
-    now: float
-    moves: dict[int, dict[TaskState, int]] = field(default_factory=dict)
-    wake: bool = False
-    tail: list[str] = field(default_factory=list)
-    after: list[str] = field(default_factory=list)
-    checked: list[Any] = field(default_factory=list)
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self.dialect.sql(sql), params)
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.run(sql, params).fetchone()
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self.run(sql, params).fetchall()
-
-    def count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run an UPDATE; how many rows it changed.
-
-        (sqlite3 knows ``rowcount`` only for a statement that starts with
-        UPDATE, INSERT, DELETE or REPLACE: write a CTE inside, not before.)
-        """
-        return int(self.run(sql, params).rowcount)
-
-    def defer(self, sql: str, ints: Sequence[int] = ()) -> None:
-        """Run ``sql`` with the COMMIT where the dialect batches it, else now."""
-        if self.dialect.batches_commit:
-            self.tail.append(inline(sql, ints))
-        else:
-            self.run(sql, ints)
-
-    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run ``sql`` for each row; an iterator keeps 100,000 rows out of memory."""
-        self.conn.cursor().executemany(self.dialect.sql(sql), rows)
-
-
-def inline(sql: str, ints: Sequence[int]) -> str:
-    """``sql`` with its ``?`` parameters written in as integer literals.
-
-    For the statements a dialect batches with the COMMIT, which must carry
-    no parameters; only integers are accepted, so nothing can be injected.
-    """
-    pieces = sql.split("?")
-    text = [pieces[0]]
-    for value, piece in zip(ints, pieces[1:], strict=True):
-        text += [str(int(value)), piece]
-    return "".join(text)
 
 
 def _due_sql(tx: Tx, template: str) -> str:
@@ -177,14 +98,6 @@ def expire_due(tx: Tx, heartbeat_timeout: float) -> int:
         )
         attempt_failed(tx, task_id, ended)
     return len(due)
-
-
-def shift(tx: Tx, workflow_id: int, old: TaskState, new: TaskState, count: int = 1) -> None:
-    """Move ``count`` tasks between the workflow's per-state counters (at ``apply_counts``)."""
-    if old != new and count:
-        moves = tx.moves.setdefault(workflow_id, dict.fromkeys(TaskState, 0))
-        moves[old] -= count
-        moves[new] += count
 
 
 def apply_counts(tx: Tx, alone: bool = False) -> None:
@@ -250,7 +163,7 @@ def attempt_failed(tx: Tx, task_id: int, at: float | None = None) -> TaskState:
     Returns the task's state afterwards.
     """
     at = tx.now if at is None else at
-    workflow_id, state, max_attempts, used, base, retry_delay = tx.one(
+    workflow_id, state, max_attempts, used, base, retry_delay, has_run_if = tx.one(
         TASK_FOR_FAILURE.format(for_update=tx.dialect.for_update), (task_id,)
     )
     if state != TaskState.IN_PROCESS:
@@ -269,17 +182,23 @@ def attempt_failed(tx: Tx, task_id: int, at: float | None = None) -> TaskState:
         (at, task_id),
     )
     shift(tx, workflow_id, TaskState.IN_PROCESS, TaskState.FAILED)
-    failed = tx.count(FAIL_DOWNSTREAM, (at, task_id))
-    shift(tx, workflow_id, TaskState.TODO, TaskState.FAILED, failed)
+    dependents.failed(tx, workflow_id, task_id, at, bool(has_run_if))
     return new
 
 
-def complete(tx: Tx, task_id: int, workflow_id: int, old: TaskState, has_dependents: bool) -> None:
+def complete(
+    tx: Tx,
+    task_id: int,
+    workflow_id: int,
+    old: TaskState,
+    has_dependents: bool,
+    has_run_if: bool = False,
+) -> None:
     """The task completed: its dependents have one unfinished dependency fewer.
 
-    Waiting claims are woken when it has dependents (one of them may now be
-    claimable): known from the report's first query, so nothing here waits
-    for an answer from the database.
+    Whether it has dependents, and whether its workflow has ``run_if`` tasks,
+    come from the report's first query, so a task without dependents costs
+    one statement here.
     """
     tx.run(
         "UPDATE task SET state = 'completed', reason = NULL, finished = ? WHERE id = ?",
@@ -287,8 +206,7 @@ def complete(tx: Tx, task_id: int, workflow_id: int, old: TaskState, has_depende
     )
     shift(tx, workflow_id, old, TaskState.COMPLETED)
     if has_dependents:
-        tx.run(RELEASE_DEPENDENTS.format(for_update=tx.dialect.for_update), (task_id,))
-        tx.wake = True
+        dependents.completed(tx, workflow_id, task_id, has_run_if)
 
 
 def cancel(tx: Tx, workflow_id: int) -> None:
@@ -317,10 +235,55 @@ UPDATE task SET state = 'todo', reason = NULL, finished = NULL, ready_at = 0,
                         WHERE d.task_id = task.id AND u.state <> 'completed')
  WHERE workflow_id = ? AND state = 'failed'
 """
+#: Before ``RETRY``, with ``run_if`` tasks: every completed task downstream of a failed
+#: one (through any task) back to todo with a fresh budget too, so ``on_failure`` and
+#: ``always`` tasks (and what followed them) run or are skipped as the new outcome decides.
+RETRY_DOWNSTREAM = """
+UPDATE task SET state = 'todo', reason = NULL, finished = NULL, ready_at = 0,
+       budget_base = attempts_used
+ WHERE state = 'completed' AND id IN (
+       WITH RECURSIVE downstream (id) AS (
+           SELECT d.task_id FROM task f JOIN dependency d ON d.upstream_id = f.id
+            WHERE f.workflow_id = ? AND f.state = 'failed'
+           UNION
+           SELECT d.task_id FROM dependency d JOIN downstream ON d.upstream_id = downstream.id
+       )
+       SELECT id FROM downstream)
+RETURNING id
+"""
+#: After ``RETRY``, with ``run_if`` tasks: the dependency counts of the tasks retried
+#: ({ids}) and of their dependents, the only ones whose dependencies changed, from
+#: their dependencies' states. No task of the workflow is failed any more.
+RECOUNT = """
+UPDATE task SET failed_deps = 0,
+       pending_deps = (SELECT count(*) FROM dependency d JOIN task u ON u.id = d.upstream_id
+                        WHERE d.task_id = task.id AND u.state <> 'completed')
+ WHERE id IN ({ids} UNION SELECT d.task_id FROM dependency d WHERE d.upstream_id IN ({ids}))
+RETURNING id, state, run_if, pending_deps, failed_deps
+"""
 
 
 def retry(tx: Tx, workflow_id: int) -> None:
-    retried = tx.count(RETRY, (workflow_id,))
-    shift(tx, workflow_id, TaskState.FAILED, TaskState.TODO, retried)
-    if retried:
+    """Every failed task, and with ``run_if`` tasks every task ended downstream of one, to todo.
+
+    Runs alone (``SqlStore``): no other write changes the workflow meanwhile.
+    In a workflow without ``run_if`` tasks nothing downstream of a failed
+    task ever ran, and waiting tasks had no failed dependency, so the failed
+    tasks' own counts are all that change.
+    """
+    has_run_if = bool(tx.one("SELECT has_run_if FROM workflow WHERE id = ?", (workflow_id,))[0])
+    if not has_run_if:
+        retried = tx.count(RETRY, (workflow_id,))
+        shift(tx, workflow_id, TaskState.FAILED, TaskState.TODO, retried)
+        if retried:
+            tx.wake = True
+        return
+    again = [row[0] for row in tx.all(RETRY_DOWNSTREAM, (workflow_id,))]
+    shift(tx, workflow_id, TaskState.COMPLETED, TaskState.TODO, len(again))
+    retried = [row[0] for row in tx.all(RETRY.rstrip() + "\nRETURNING id", (workflow_id,))]
+    shift(tx, workflow_id, TaskState.FAILED, TaskState.TODO, len(retried))
+    if again or retried:
         tx.wake = True
+        ids = tx.dialect.ids_param([*again, *retried])
+        rows = tx.all(RECOUNT.format(ids=tx.dialect.ids_query), (ids, ids))
+        dependents.recounted(tx, workflow_id, rows)

@@ -1,7 +1,9 @@
 """Why a ``todo`` task has not started, told as tasks are read.
 
-The first that applies: unfinished dependencies (the first ``MAX_NAMED`` by
-name, and how many more), a retry delay still running, labels that no runner
+The first that applies: dependencies not yet terminal (the first
+``MAX_NAMED`` by name, and how many more; ``pending_deps`` counts them, and an
+``on_failure`` or ``always`` task waits for them as much as any, whatever
+the others became), a retry delay still running, labels that no runner
 heard from lately has all of, else a free runner. The facts come from the
 reading transaction, loaded once per read (the runners, a workflow's task
 states), so listing many tasks costs a few queries, not one per task.
@@ -15,14 +17,14 @@ from typing import Any
 
 from stq.model import Attempt, Task, TaskState, WaitingFor, WaitKind
 from stq.store import records, runners
-from stq.store.transitions import Tx
+from stq.store.tx import Tx
 
 #: The task columns ``records.TASK_COLUMNS`` is followed by in a read that tells waits.
 WAIT_COLUMNS = "pending_deps, ready_at"
-#: Unfinished dependencies named at most; the rest are counted.
+#: Dependencies not yet terminal named at most; the rest are counted.
 MAX_NAMED = 20
 TASK_STATES = "SELECT name, state FROM task WHERE workflow_id = ?"
-_UNFINISHED = (TaskState.TODO.value, TaskState.IN_PROCESS.value)
+_UNFINISHED = tuple(s.value for s in TaskState if not s.terminal)
 
 
 class Waits:

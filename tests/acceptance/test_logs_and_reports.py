@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import junitparser
@@ -26,6 +27,27 @@ tasks:
 """
 
 
+@contextmanager
+def following_the_retried_task(
+    tmp_path: Path, start_server: Callable[..., LiveServer], *flags: str
+) -> Iterator[tuple[LiveServer, subprocess.Popen[str]]]:
+    """``stq logs -f FLAGS`` on RETRIED's task, started before any runner; killed on exit."""
+    server = start_server()
+    wf_id = submit(server.url, write(tmp_path / "wf.yaml", RETRIED))
+    task_id = Api(server.url).task(wf_id, "step")["id"]
+    with subprocess.Popen(
+        [STQ, "logs", task_id, "-f", *flags, "--server", server.url],
+        env=scrubbed_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as follow:
+        try:
+            yield server, follow
+        finally:
+            follow.kill()
+
+
 def _lines_as_they_come(proc: subprocess.Popen[str]) -> list[tuple[float, str]]:
     """Read ``proc``'s stdout on a thread, each line with when it arrived."""
     got: list[tuple[float, str]] = []
@@ -44,22 +66,10 @@ def test_logs_follow_prints_output_live_through_a_retry(
     start_server: Callable[..., LiveServer],
     start_runner: Callable[..., Runner],
 ) -> None:
-    server = start_server()
-    wf_id = submit(server.url, write(tmp_path / "wf.yaml", RETRIED))
-    task_id = Api(server.url).task(wf_id, "step")["id"]
-    with subprocess.Popen(
-        [STQ, "logs", task_id, "-f", "--server", server.url],
-        env=scrubbed_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as follow:
+    with following_the_retried_task(tmp_path, start_server) as (server, follow):
         lines = _lines_as_they_come(follow)
         start_runner(server.url)
-        try:
-            assert follow.wait(60) == 0
-        finally:
-            follow.kill()
+        assert follow.wait(60) == 0
         assert follow.stderr is not None
         said = follow.stderr.read()
     assert [text for _, text in lines] == ["try 1", "done 1", "try 2", "done 2"]

@@ -32,6 +32,23 @@ def edges(page: Page) -> set[tuple[str, str]]:
     return {(a, b) for a, b in pairs}
 
 
+def edge_classes(page: Page) -> dict[tuple[str, str], str]:
+    """How each edge is drawn: (dependency, dependent) -> its class ('' for a plain one)."""
+    found = page.evaluate(
+        """() => [...document.querySelectorAll('svg.dag .edges path')]
+            .map((p) => [p.dataset.from, p.dataset.to, p.getAttribute('class') || ''])"""
+    )
+    return {(a, b): cls for a, b, cls in found}
+
+
+def box_look(page: Page, name: str) -> dict[str, str]:
+    """The computed fill, stroke and dashes of task ``name``'s box in the graph."""
+    return page.locator(f"svg.dag g.node.task[data-task='{name}'] rect.box").evaluate(
+        """(r) => { const s = getComputedStyle(r);
+            return { fill: s.fill, stroke: s.stroke, dashes: s.strokeDasharray }; }"""
+    )
+
+
 def wait_node_state(page: Page, name: str, state: str) -> None:
     """Poll the page (no reload) until task ``name``'s node shows ``state``."""
     page.wait_for_function(

@@ -22,13 +22,20 @@ class ApiClient:
     token: str | None = None
     session: requests.Session = field(default_factory=requests.Session)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        resp = self.session.request(
+        return self.session.request(
             method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs
         )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        resp = self._send(method, path, **kwargs)
         assert resp.status_code < 400, f"{method} {path}: {resp.status_code} {resp.text[:500]}"
         return resp
+
+    def status(self, method: str, path: str) -> int:
+        """The status a call answers, whatever it is (the other calls fail on any error)."""
+        return self._send(method, path).status_code
 
     def submit(self, document: dict[str, Any]) -> str:
         """POST a workflow document; its id."""

@@ -19,7 +19,7 @@ from tests.helpers import LiveServer
 pytestmark = pytest.mark.browser
 #: The one display form of the states shown in tables and badges.
 TASK_STATES = {"To Do", "In Process", "Completed", "Failed"}
-SHOWN = TASK_STATES | {"Running", "Timed out", "Idle", "Busy", "Gone"}
+SHOWN = TASK_STATES | {"Running", "Timed out", "Idle", "Busy", "Gone", "Skipped"}
 
 
 def four_tasks(name: str) -> dict[str, Any]:

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import Watched
+from tests.dashboard.conftest import TOKEN, Watched
 from tests.dashboard.pages import SEEN_WITHIN_MS, open_view
 from tests.dashboard.runner import ApiClient
 from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.browser
-TOKEN = "s3cret-token"
-
-
-@pytest.fixture
-def guarded(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(db=tmp_path / "stq.db", workers=1, env={"STQ_TOKEN": TOKEN}).start()
-    try:
-        yield live
-    finally:
-        live.stop()
 
 
 def test_token_prompt_then_the_page_works_and_an_outage_shows_a_banner(

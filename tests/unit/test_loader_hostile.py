@@ -42,7 +42,7 @@ def test_schema_patterns_use_no_dollar_anchor() -> None:
     # Python's re.search lets $ match before a final "\n", ECMA-262 (JSON Schema's
     # dialect) does not: the schema must mean the same to jsonschema and to editors.
     patterns = list(_patterns(workflow_schema()))
-    assert len(patterns) == 4  # names, durations, delays, env names
+    assert len(patterns) == 5  # names, durations, delays, env names, matrix strings
     assert all("$" not in pattern for pattern in patterns), patterns
 
 
@@ -172,3 +172,59 @@ def test_a_cycle_through_a_non_printable_name_is_one_line() -> None:
     )
     cycle = "wf.yaml:4:32: tasks.b.depends_on[0]: dependency cycle: 'a\\n' -> b -> 'a\\n'"
     assert cycle in _problems(text)
+
+
+NEVER_RUN = "contains a NUL character (\\0): the command could never be run"
+
+NULS = [
+    ('  a: {command: "x\\0"}', "3:16: tasks.a.command"),
+    ('  a: {command: [x, "\\x00"]}', "3:20: tasks.a.command[1]"),
+    ('  a: {command: x, cwd: "d\\u0000"}', "3:24: tasks.a.cwd"),
+    ('  a: {command: x, env: {A: "\\0"}}', "3:28: tasks.a.env.A"),
+    ('  a: {command: x, matrix: {A: [b, "\\0"]}}', "3:35: tasks.a.matrix.A[1]"),
+]
+
+
+@pytest.mark.parametrize(("task", "where"), NULS)
+def test_a_nul_where_the_command_gets_it_is_located(task: str, where: str) -> None:
+    assert _problems(f"name: w\ntasks:\n{task}\n") == [f"wf.yaml:{where}: {NEVER_RUN}"]
+
+
+def test_a_nul_in_params_and_defaults_is_located_once() -> None:
+    text = (
+        'name: w\nparams: {P: "\\0"}\ndefaults: {cwd: "\\0", env: {D: "\\0"}}\n'
+        "tasks:\n  a: {command: x}\n  b: {command: y}\n"
+    )
+    assert _problems(text) == [
+        f"wf.yaml:2:13: params.P: {NEVER_RUN}",
+        f"wf.yaml:3:17: defaults.cwd: {NEVER_RUN}",
+        f"wf.yaml:3:32: defaults.env.D: {NEVER_RUN}",
+    ]
+
+
+def test_a_nul_in_a_json_document_is_found_too() -> None:
+    doc = {
+        "name": "w",
+        "params": {"P": "\x00"},
+        "tasks": {"a": {"command": ["x", "y\x00"], "env": {"E": "\x00"}}},
+    }
+    with pytest.raises(WorkflowInvalid) as caught:
+        load_workflow_document(json.loads(json.dumps(doc)))
+    assert sorted((p.path, p.message) for p in caught.value.problems) == [
+        ("/params/P", f"params.P: {NEVER_RUN}"),
+        ("/tasks/a/command/1", f"tasks.a.command[1]: {NEVER_RUN}"),
+        ("/tasks/a/env/E", f"tasks.a.env.E: {NEVER_RUN}"),
+    ]
+
+
+def test_a_nul_in_a_description_is_refused_where_it_is() -> None:
+    """PostgreSQL's text cannot hold a NUL, so no store could keep the description."""
+    text = 'name: w\ndescription: "a\\0b"\ntasks:\n  a: {command: x, description: "\\0"}\n'
+    with pytest.raises(WorkflowInvalid) as caught:
+        load_workflow_text(text, "w.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        "w.yaml:2:14: description: contains a NUL character (\\0): "
+        "a description is text and cannot hold one",
+        "w.yaml:4:32: tasks.a.description: contains a NUL character (\\0): "
+        "a description is text and cannot hold one",
+    ]

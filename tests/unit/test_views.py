@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stq.views import ago, clock_time, no_attempts, runners_table, wait_text, waits_table
+from stq.progress import counts_line, reason_text, state_text, task_table, workflow_head
+from stq.views import (
+    ago,
+    clock_time,
+    details_table,
+    no_attempts,
+    params_line,
+    runners_table,
+    wait_text,
+    waits_table,
+)
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
 
@@ -116,3 +126,82 @@ def test_no_runners_is_one_line_that_says_so() -> None:
 )
 def test_ago_copes_with_clocks_and_odd_stamps(stamp: str | None, text: str) -> None:
     assert ago(stamp, NOW) == text
+
+
+def test_params_read_as_the_param_flags_that_would_set_them() -> None:
+    params = {"BRANCH": "main", "NOTE": "two words", "EMPTY": "", "ESC": "a\x1b[2J"}
+    assert params_line(params) == ("params: BRANCH=main NOTE='two words' EMPTY='' ESC='a\\x1b[2J'")
+    assert params_line({}) == "" and params_line(None) == ""
+
+
+def test_details_list_only_tasks_with_a_description_or_a_run_if_of_their_own() -> None:
+    tasks = [
+        {"name": "build", "run_if": "on_success", "description": None},
+        {"name": "test", "run_if": "on_success", "description": "Unit tests\non every Python"},
+        {"name": "notify", "run_if": "on_failure", "description": None},
+        {"name": "cleanup", "run_if": "always", "description": "Remove build/"},
+    ]
+    assert details_table(tasks).splitlines() == [
+        "TASK     RUN IF      DESCRIPTION",
+        "test                 Unit tests on every Python",
+        "notify   on_failure",
+        "cleanup  always      Remove build/",
+    ]
+    assert details_table(tasks[:1]) == ""
+    assert details_table([{"name": "old"}]) == ""  # a server older than these fields
+
+
+def test_the_expansions_of_a_matrix_task_are_one_row() -> None:
+    def expansion(name: str) -> dict:
+        return {"name": name, "run_if": "always", "description": "Tests", "matrix_of": "test"}
+
+    tasks = [
+        expansion("test-311"),
+        expansion("test-312"),
+        {"name": "test-old", "run_if": "always"},
+    ]
+    assert details_table(tasks).splitlines() == [
+        "TASK      RUN IF  DESCRIPTION",
+        "test-*    always  Tests",
+        "test-old  always",
+    ]
+
+
+def test_a_column_nobody_fills_is_left_out() -> None:
+    only_run_if = [{"name": "n", "run_if": "always"}]
+    assert details_table(only_run_if).splitlines() == ["TASK  RUN IF", "n     always"]
+    only_text = [{"name": "n", "description": "hello"}]
+    assert details_table(only_text).splitlines() == ["TASK  DESCRIPTION", "n     hello"]
+
+
+def test_a_long_description_is_wrapped_whole_within_80_columns() -> None:
+    words = " ".join(f"word{i}" for i in range(60))
+    lines = details_table([{"name": "step", "description": words}]).splitlines()
+    assert all(len(line) <= 80 for line in lines) and len(lines) > 3
+    assert " ".join(line[6:].strip() for line in lines[1:]) == words
+    assert all(line.startswith("      ") for line in lines[2:])  # under DESCRIPTION
+
+
+SKIPPED = {"id": "t4", "name": "notify", "state": "completed", "reason": "skipped",
+           "run_if": "on_failure", "attempts_used": 0}  # fmt: skip
+
+
+def test_a_skipped_task_reads_as_completed_yet_distinct() -> None:
+    assert state_text(SKIPPED) == "completed (skipped)"
+    assert state_text({**SKIPPED, "reason": None}) == "completed"
+    assert state_text({"state": "todo"}) == "to do"
+    assert reason_text(SKIPPED, None) == ""  # the state says it all
+
+
+def test_skipped_tasks_count_as_completed_and_are_said_so() -> None:
+    counts = {"completed": 3, "failed": 0, "in_process": 0, "todo": 0}
+    assert counts_line(counts, skipped=1) == "3/3 done: 3 completed (1 skipped)"
+    assert counts_line(counts) == "3/3 done: 3 completed"
+    done = {"id": "t1", "name": "build", "state": "completed", "reason": None,
+            "attempts_used": 1}  # fmt: skip
+    wf = {"id": "w1", "name": "ci", "state": "completed", "counts": {**counts, "completed": 2},
+          "tasks": [done, SKIPPED]}  # fmt: skip
+    assert workflow_head(wf) == "workflow ci (w1): completed, 2/2 done: 2 completed (1 skipped)"
+    rows = task_table(wf, {}).splitlines()
+    assert rows[0].split() == ["TASK", "TASK", "ID", "STATE", "ATTEMPTS", "SECONDS", "REASON"]
+    assert rows[2].split() == ["notify", "t4", "completed", "(skipped)", "0"]

@@ -12,7 +12,7 @@ const StqCore = (() => {
   /** The one display form of every state the dashboard shows: tasks, workflows, attempts, runners. */
   const LABEL = {
     todo: 'To Do', in_process: 'In Process', completed: 'Completed', failed: 'Failed',
-    running: 'Running', timed_out: 'Timed out', idle: 'Idle', busy: 'Busy', gone: 'Gone',
+    running: 'Running', timed_out: 'Timed out', idle: 'Idle', busy: 'Busy', gone: 'Gone', skipped: 'Skipped',
   };
   /** Figures the tests read: bytes and time per refresh, time to the first render. */
   const stats = (window.stqStats = { refreshes: 0, lastRefreshBytes: 0, maxRefreshBytes: 0, lastRefreshMs: 0, firstRenderMs: null });
@@ -191,27 +191,37 @@ const StqCore = (() => {
   /**
    * Progress by one rule everywhere: done means terminal (completed or failed) out of
    * all tasks, so a finished workflow reads "11/11 done" and says apart how many failed.
+   * ``counts.skipped``, where the caller knows it (from the tasks: the API's counts have
+   * no such state), is the part of ``completed`` that never ran.
    */
   function progress(counts) {
     const n = (s) => counts[s] || 0;
     const total = STATES.reduce((a, s) => a + n(s), 0);
-    return { total, done: n('completed') + n('failed'), failed: n('failed'), running: n('in_process') };
+    return {
+      total, done: n('completed') + n('failed'), failed: n('failed'), skipped: n('skipped'), running: n('in_process'),
+    };
   }
 
-  /** ``progress`` in words: "11/11 done · 4 failed · 2 running" (zeros left out). */
+  /** ``progress`` in words: "11/11 done · 4 failed · 1 skipped · 2 running" (zeros left out). */
   function progressText(counts, withRunning = true) {
     const p = progress(counts);
     const running = withRunning && p.running ? `${p.running} running` : null;
-    return [`${p.done}/${p.total} done`, p.failed ? `${p.failed} failed` : null, running]
-      .filter(Boolean).join(' · ');
+    return [`${p.done}/${p.total} done`, p.failed ? `${p.failed} failed` : null,
+      p.skipped ? `${p.skipped} skipped` : null, running].filter(Boolean).join(' · ');
   }
 
-  /** A bar filled by the terminal tasks: completed green, then failed red. */
+  /** The filled parts of a progress bar, in order: [look, share of all tasks]. */
+  function barParts(counts) {
+    const { total, skipped, failed } = progress(counts);
+    const ran = (counts.completed || 0) - skipped;
+    return [['completed', ran], ['skipped', skipped], ['failed', failed]]
+      .filter(([, n]) => n > 0).map(([look, n]) => [look, n / (total || 1)]);
+  }
+
+  /** A bar filled by the terminal tasks: completed green, skipped pale green, then failed red. */
   function progressBar(counts) {
-    const { total } = progress(counts);
     return h('div', { class: 'progress', role: 'img', 'aria-label': progressText(counts) },
-      ['completed', 'failed'].filter((s) => counts[s])
-        .map((s) => h('span', { class: `seg state-${s}`, style: `width:${(100 * counts[s]) / (total || 1)}%` })));
+      barParts(counts).map(([look, share]) => h('span', { class: `seg state-${look}`, style: `width:${100 * share}%` })));
   }
 
   function countsText(counts) {
@@ -219,7 +229,42 @@ const StqCore = (() => {
     return h('span', { class: 'counts' },
       h('b', {}, `${p.done}/${p.total}`), ' done',
       p.failed ? h('span', { class: 'c-failed' }, ` · ${p.failed} failed`) : null,
+      p.skipped ? h('span', { class: 'c-skipped' }, ` · ${p.skipped} skipped`) : null,
       p.running ? h('span', { class: 'c-in_process' }, ` · ${p.running} running`) : null);
+  }
+
+  // --- what a task declares: skipped, run_if, description, matrix -----------------
+
+  /** A task that completed without running: ``on_failure``, and every dependency completed. */
+  function isSkipped(task) {
+    return task.state === 'completed' && task.reason === 'skipped';
+  }
+
+  /** What a task is drawn as: its state, or ``skipped`` (completed, but never ran). */
+  function taskLook(task) {
+    return isSkipped(task) ? 'skipped' : task.state;
+  }
+
+  /** ``counts`` with ``skipped`` counted from ``tasks`` (the API's counts fold it into completed). */
+  function withSkipped(counts, tasks) {
+    return { ...counts, skipped: tasks.filter(isSkipped).length };
+  }
+
+  /** When a task runs, in words; '' for the default (``on_success``, or an older server's none). */
+  function runIfText(task) {
+    if (task.run_if === 'on_failure') return 'runs on failure';
+    if (task.run_if === 'always') return 'always runs';
+    return task.run_if && task.run_if !== 'on_success' ? `runs ${humanize(task.run_if)}` : '';
+  }
+
+  /** An expansion's matrix values as "PY=311 OS=linux"; '' for a task written as itself. */
+  function matrixText(task) {
+    return task.matrix ? Object.entries(task.matrix).map(([k, v]) => `${k}=${v}`).join(' ') : '';
+  }
+
+  /** Params (or env) as "K=V" chips, in the order given, a space apart (so they copy as such). */
+  function pairs(mapping) {
+    return Object.entries(mapping || {}).flatMap(([k, v], i) => [i ? ' ' : null, h('code', { class: 'pair' }, `${k}=${v}`)]);
   }
 
   /**
@@ -272,7 +317,7 @@ const StqCore = (() => {
   }
 
   /**
-   * Why a failed task failed: its own reason (upstream failed, cancelled, skipped), else
+   * Why a failed task failed: its own reason (upstream failed, cancelled), else
    * its latest attempt's; '' when neither is known (a listed task carries no attempts).
    */
   function failureReason(task) {
@@ -354,7 +399,8 @@ const StqCore = (() => {
   return {
     STATES, LABEL, stats, meter, h, $, patch, syncRows, ms, seconds, fmtDuration, fmtLimit, fmtTime, timeCell,
     fmtCommand, Unauthorized, Unreachable, ApiError, call, setToken, sendable, hasToken: () => Boolean(token),
-    stateLabel, humanize, badge, progress, progressText, progressBar, countsText, attemptCounts, attemptsText,
-    attemptReason, failureReason, ranSeconds, waitingFor, waitingText, timeLeftText, elapsed, flash,
+    stateLabel, humanize, badge, progress, progressText, barParts, progressBar, countsText, isSkipped, taskLook,
+    withSkipped, runIfText, matrixText, pairs, attemptCounts, attemptsText, attemptReason, failureReason,
+    ranSeconds, waitingFor, waitingText, timeLeftText, elapsed, flash,
   };
 })();

@@ -79,25 +79,30 @@
         stats.lastRefreshMs = performance.now() - t0;
       } catch (ex) {
         if (ex instanceof Unauthorized) { askToken(); return; }
-        if (ex instanceof Unreachable) {
-          banner(`Cannot reach the STQ server at ${location.origin}. Retrying every ${REFRESH_MS / 1000} s` +
-            (lastContact ? ` (last contact ${fmtTime(lastContact.toISOString())}).` : '.'));
-        } else if (ex instanceof ApiError && ex.status === 404) { // deleted, or a mistyped link
-          banner('');
-          current.gone = true; // nothing left to refresh: its old content must not stay up
-          $('#main').replaceChildren(h('p', { class: 'none gone' },
-            `${ex.message} It may have been deleted. `, h('a', { href: '#/' }, 'All workflows')));
-          $('#main').removeAttribute('aria-busy');
-        } else {
-          banner('');
-          flash(ex.message);
-        }
+        if (current === view) failed(ex, current); // else the page moved on (e.g. deleted from it)
       } finally {
         running = null;
       }
       if (again) { again = false; tick(); } else if (current === view && !current.gone) timer = setTimeout(tick, REFRESH_MS);
     })();
     return running;
+  }
+
+  /** Say why a refresh of the view on screen failed: offline banner, gone page, or a flash. */
+  function failed(ex, current) {
+    if (ex instanceof Unreachable) {
+      banner(`Cannot reach the STQ server at ${location.origin}. Retrying every ${REFRESH_MS / 1000} s` +
+        (lastContact ? ` (last contact ${fmtTime(lastContact.toISOString())}).` : '.'));
+    } else if (ex instanceof ApiError && ex.status === 404) { // deleted, or a mistyped link
+      banner('');
+      current.gone = true; // nothing left to refresh: its old content must not stay up
+      $('#main').replaceChildren(h('p', { class: 'none gone' },
+        `${ex.message} It may have been deleted. `, h('a', { href: '#/' }, 'All workflows')));
+      $('#main').removeAttribute('aria-busy');
+    } else {
+      banner('');
+      flash(ex.message);
+    }
   }
 
   const REFUSED = 'That token was refused. Try again.';

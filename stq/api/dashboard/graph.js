@@ -6,7 +6,9 @@
  * elements; a click on a group expands it. An edge that spans layers runs through a
  * lane of its own in each layer it passes (lanes take room in the layer like boxes do),
  * so no edge is drawn across a box it does not join. Layout happens once per set of
- * tasks; refreshes only recolour nodes, so the picture never jumps.
+ * tasks; refreshes only recolour nodes, so the picture never jumps. A skipped task
+ * (completed, never run) is drawn apart, and so are the edges into it; edges into a
+ * task that runs on failure or always are dashed or dotted.
  * Every name reaches the DOM through createTextNode: nothing here parses HTML.
  */
 'use strict';
@@ -221,7 +223,7 @@ const StqGraph = (() => {
     if (node.kind === 'task') g.dataset.task = node.tasks[0].name;
     else g.dataset.size = String(node.tasks.length);
     const hint = node.tasks.length <= MAX_EXPANDED ? 'click to expand' : 'too many to expand: see the lists below';
-    const title = node.kind === 'task' ? node.label : `${node.label}: ${node.tasks.length} tasks (${hint})`;
+    const title = node.kind === 'task' ? taskTitle(node.tasks[0]) : `${node.label}: ${node.tasks.length} tasks (${hint})`;
     g.append(svg('title', {}, title), svg('rect', { class: 'box', width: NODE_W, height: NODE_H, rx: 6 }));
     if (node.kind === 'group') {
       g.appendChild(svg('g', { class: 'bar', transform: `translate(8,${NODE_H - 7})` }));
@@ -236,7 +238,15 @@ const StqGraph = (() => {
     return g;
   }
 
+  /** A task node's tooltip: its name, and what it declares beyond the default. */
+  function taskTitle(task) {
+    const matrix = StqCore.matrixText(task);
+    return [task.name, StqCore.runIfText(task), matrix ? `${task.matrix_of || 'matrix'}: ${matrix}` : '',
+      task.description || ''].filter(Boolean).join('\n');
+  }
+
   function subText(task) {
+    if (StqCore.isSkipped(task)) return 'skipped · never ran';
     if (task.state === 'failed') {
       if (task.reason === 'upstream_failed') return 'upstream failed';
       if (task.reason === 'cancelled') return 'cancelled';
@@ -244,50 +254,60 @@ const StqGraph = (() => {
     }
     if (task.state === 'in_process') return task.runner ? `running · ${task.runner}` : 'running';
     if (task.state === 'completed') return 'completed';
-    return task.attempts_used ? `to do · retry ${task.attempts_used + 1}` : 'to do';
+    const runIf = StqCore.runIfText(task);
+    const waits = task.attempts_used ? `to do · retry ${task.attempts_used + 1}` : 'to do';
+    return runIf ? `${waits} · ${runIf}` : waits;
   }
 
-  /** The colour of a group: failed wins, then running, then to do, else completed. */
+  /** The colour of a group: failed wins, then running, then to do, then completed, else skipped. */
   function groupState(counts) {
     if (counts.failed) return 'failed';
     if (counts.in_process) return 'in_process';
     if (counts.todo) return 'todo';
-    return 'completed';
+    return counts.completed > counts.skipped ? 'completed' : 'skipped';
   }
 
+  /** Colour a node and write its second line; what it is drawn as (a state, or skipped). */
   function paintNode(node, el) {
     const sub = el.querySelector('text.sub');
     let st;
     let line;
     if (node.kind === 'task') {
       const task = node.tasks[0];
-      st = task.state;
+      st = StqCore.taskLook(task);
       line = subText(task);
     } else {
       const counts = { todo: 0, in_process: 0, completed: 0, failed: 0 };
       for (const t of node.tasks) counts[t.state] = (counts[t.state] || 0) + 1;
+      counts.skipped = node.tasks.filter(StqCore.isSkipped).length;
       st = groupState(counts);
       line = StqCore.progressText(counts, false); // its colour and bar say it runs: the line stays short
-      paintBar(el.querySelector('g.bar'), counts, node.tasks.length);
+      paintBar(el.querySelector('g.bar'), counts);
     }
     const cls = `node ${node.kind} state-${st}`;
     if (el.getAttribute('class') !== cls) el.setAttribute('class', cls);
     const clipped = clip(line, 30);
     if (sub.textContent !== clipped) sub.textContent = clipped;
     el.dataset.state = st;
+    return st;
   }
 
   /** The group's progress bar, filled as the dashboard's others: by terminal tasks. */
-  function paintBar(bar, counts, total) {
+  function paintBar(bar, counts) {
     const width = NODE_W - 16;
     bar.replaceChildren(svg('rect', { class: 'track', x: 0, y: 0, width, height: 4 }));
     let x = 0;
-    for (const st of ['completed', 'failed']) {
-      const w = (counts[st] / total) * width;
-      if (w <= 0) continue;
-      bar.appendChild(svg('rect', { class: `seg state-${st}`, x, y: 0, width: w, height: 4 }));
-      x += w;
+    for (const [look, share] of StqCore.barParts(counts)) {
+      bar.appendChild(svg('rect', { class: `seg state-${look}`, x, y: 0, width: share * width, height: 4 }));
+      x += share * width;
     }
+  }
+
+  /** An edge's class: muted into a skipped node, dashed or dotted into one that runs on failure or always. */
+  function edgeClass(to, look) {
+    if (look === 'skipped') return 'to-skipped';
+    const runIf = to.kind === 'task' ? to.tasks[0].run_if : null;
+    return runIf === 'on_failure' || runIf === 'always' ? `run-if-${runIf}` : '';
   }
 
   /**
@@ -302,6 +322,8 @@ const StqGraph = (() => {
       this.signature = null;
       this.elements = new Map();
       this.nodes = new Map();
+      /** Each edge's path, by the key of the node it leads to. */
+      this.edgesTo = new Map();
       this.tasks = [];
       this.grouped = false;
       /** Called after each layout, e.g. to show a collapse button. */
@@ -315,7 +337,11 @@ const StqGraph = (() => {
       const byName = new Map(tasks.map((t) => [t.name, t]));
       for (const [key, node] of this.nodes) {
         node.tasks = node.tasks.map((t) => byName.get(t.name) || t);
-        paintNode(node, this.elements.get(key));
+        const look = paintNode(node, this.elements.get(key));
+        const cls = edgeClass(node, look);
+        for (const path of this.edgesTo.get(key) || []) {
+          if ((path.getAttribute('class') || '') !== cls) path.setAttribute('class', cls);
+        }
       }
     }
 
@@ -331,11 +357,14 @@ const StqGraph = (() => {
       this.elements = new Map();
       const root = svg('svg', { class: 'dag', width: size.width, height: size.height, viewBox: `0 0 ${size.width} ${size.height}` });
       const edgeLayer = svg('g', { class: 'edges' });
+      this.edgesTo = new Map();
       for (const e of edges) {
         const path = svg('path', { d: edgePath(nodes.get(e.from), nodes.get(e.to), e.route) });
         path.dataset.from = nodes.get(e.from).label;
         path.dataset.to = nodes.get(e.to).label;
         edgeLayer.appendChild(path);
+        if (!this.edgesTo.has(e.to)) this.edgesTo.set(e.to, []);
+        this.edgesTo.get(e.to).push(path);
       }
       const nodeLayer = svg('g', { class: 'nodes' });
       for (const node of nodes.values()) {

@@ -4,7 +4,7 @@
 const StqTask = (() => {
   const {
     h, patch, syncRows, fmtDuration, fmtLimit, timeCell, fmtCommand, ApiError, call, stateLabel, badge,
-    attemptsText, attemptReason, failureReason, ranSeconds, waitingFor,
+    isSkipped, taskLook, runIfText, matrixText, attemptsText, attemptReason, failureReason, ranSeconds, waitingFor,
   } = StqCore;
   /** How often a running attempt's output is read: runners send what is new every second. */
   const TAIL_MS = 1000;
@@ -12,6 +12,13 @@ const StqTask = (() => {
   const KEEP_CHARS = 1024 * 1024;
   /** Within this many pixels of its end, an output block counts as scrolled to the end. */
   const AT_END_PX = 24;
+  /** What a skipped task's page says beside its badge. */
+  const SKIPPED_WHY = 'never ran: it runs only when a dependency fails, and every one completed';
+  /** The Runs fact of a task that does not run on success alone. */
+  const RUN_IF_WHEN = {
+    on_failure: 'on failure: once every dependency is finished and at least one failed',
+    always: 'always: once every dependency is finished, however they ended',
+  };
 
   // --- one attempt's output, followed live ---------------------------------------------
 
@@ -118,6 +125,7 @@ const StqTask = (() => {
 
   function taskView(id, ctx) {
     const head = h('div', { class: 'view-head' });
+    const desc = h('p', { class: 'desc task', hidden: true });
     const waiting = h('p', { class: 'waiting', hidden: true });
     const facts = h('dl', { class: 'facts' });
     const tbody = h('tbody');
@@ -127,7 +135,7 @@ const StqTask = (() => {
     /** Task name -> id in the task's workflow, read once, when a dependency wait needs links. */
     let siblings = null;
     const crumbs = h('nav', { class: 'crumbs' });
-    const root = h('section', { class: 'view task' }, crumbs, head, waiting, facts,
+    const root = h('section', { class: 'view task' }, crumbs, head, desc, waiting, facts,
       h('h2', {}, 'Attempts'),
       h('table', { class: 'list' }, h('thead', {}, h('tr', {}, ['#', 'Status', 'Runner', 'Started', 'Finished', 'Exit code', 'Reason'].map((c) => h('th', {}, c)))), tbody),
       outputs);
@@ -158,8 +166,12 @@ const StqTask = (() => {
       patch(crumbs, t.workflow_id, () => [h('a', { href: '#/' }, '← Workflows'), ' / ',
         h('a', { href: `#/workflows/${encodeURIComponent(t.workflow_id)}` }, 'workflow ', h('code', {}, t.workflow_id))]);
       const why = t.state === 'failed' ? failureReason(t) : '';
-      patch(head, JSON.stringify([t.name, t.state, why]), () => h('div', {}, h('h1', {}, t.name), badge(t.state),
-        why ? h('span', { class: 'reason' }, why) : null));
+      const look = taskLook(t);
+      patch(head, JSON.stringify([t.name, look, why]), () => h('div', {}, h('h1', {}, t.name), badge(look),
+        why ? h('span', { class: 'reason' }, why) : null,
+        isSkipped(t) ? h('span', { class: 'reason skipped' }, SKIPPED_WHY) : null));
+      desc.hidden = !t.description;
+      if (desc.textContent !== (t.description || '')) desc.textContent = t.description || '';
       waiting.hidden = !t.waiting_for;
       patch(waiting, JSON.stringify([t.waiting_for, Boolean(siblings)]), () => {
         const why = waitingFor(t.waiting_for, dependencyLink);
@@ -167,8 +179,12 @@ const StqTask = (() => {
       });
       const fact = (k, v) => (v === '' || v === null || v === undefined ? [] : [h('dt', {}, k), h('dd', {}, v)]);
       const ran = fmtDuration(ranSeconds(t, Date.now()));
-      patch(facts, JSON.stringify([t.command, t.depends_on, attemptsText(t), t.duration, ran, t.labels, t.priority]), () => [
+      const declared = [runIfText(t), matrixText(t), t.matrix_of];
+      patch(facts, JSON.stringify([t.command, t.depends_on, attemptsText(t), t.duration, ran, t.labels, t.priority, declared]), () => [
         fact('Command', h('code', {}, fmtCommand(t.command))),
+        fact('Matrix task', t.matrix_of || ''),
+        fact('Matrix', matrixText(t) ? h('code', {}, matrixText(t)) : ''),
+        fact('Runs', runIfText(t) ? RUN_IF_WHEN[t.run_if] || runIfText(t) : ''),
         fact('Depends on', (t.depends_on || []).join(', ') || '—'),
         fact('Attempts', attemptsText(t)),
         fact('Limit', fmtLimit(t)),

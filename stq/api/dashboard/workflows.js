@@ -8,13 +8,17 @@
 const StqWorkflows = (() => {
   const {
     STATES, LABEL, stats, h, patch, syncRows, fmtDuration, fmtLimit, timeCell, fmtCommand,
-    ApiError, call, stateLabel, badge, progress, progressBar, countsText, attemptsText, failureReason,
-    ranSeconds, waitingText, timeLeftText, elapsed, flash,
+    ApiError, call, stateLabel, badge, progress, progressBar, countsText, isSkipped, withSkipped, runIfText,
+    matrixText, pairs, attemptsText, failureReason, ranSeconds, waitingText, timeLeftText, elapsed, flash,
   } = StqCore;
   const LIST_PAGE = 50;
   const TABLE_PAGE = 200;
   /** At most this many failed tasks are read per refresh to learn why they failed. */
   const REASON_READS = 20;
+  /** Workflow states that can be deleted. */
+  const TERMINAL = ['completed', 'failed'];
+  /** Characters of a description a task list shows; its tooltip has the whole text. */
+  const DESCRIPTION_SHOWN = 160;
   /** Past this many tasks a refresh asks only for what can still change. */
   const INCREMENTAL_FROM = 300;
   /** ...and re-reads the whole workflow every this many refreshes all the same. */
@@ -207,18 +211,38 @@ const StqWorkflows = (() => {
     return text ? h('span', { class: 'waiting', title: `Waiting for ${text}` }, text) : '';
   }
 
+  /**
+   * A list's Task cell: the name (a link), a Skipped badge and when it runs if not on
+   * success; under it the description (cut short, whole in its tooltip) and, for an
+   * expansion of a matrix task, that task's name and the values.
+   */
+  function taskCell(t) {
+    const desc = t.description || '';
+    const cut = desc.length > DESCRIPTION_SHOWN ? `${desc.slice(0, DESCRIPTION_SHOWN - 1)}…` : desc;
+    const matrix = matrixText(t);
+    const runIf = runIfText(t);
+    return h('span', { class: 'task-cell' },
+      h('span', { class: 'line' }, h('a', { href: `#/tasks/${encodeURIComponent(t.id)}` }, t.name),
+        isSkipped(t) ? badge('skipped') : null,
+        runIf ? h('span', { class: 'run-if', title: `This task ${runIf}.` }, runIf) : null),
+      desc ? h('span', { class: 'line task-desc', title: desc }, cut) : null,
+      matrix ? h('span', { class: 'line task-matrix', title: `Matrix task ${t.matrix_of || ''}: ${matrix}` },
+        t.matrix_of ? `${t.matrix_of} · ` : '', matrix) : null);
+  }
+
   function taskTable(st, reasons) {
     const cols = ['Task', 'Created', 'Started', 'Command', 'Limit', 'Ran', 'Depends on', 'Attempts', 'Runner'];
     if (st === 'failed') cols.push('Reason');
     if (st === 'todo') cols.push('Waiting for');
     const tbody = h('tbody');
     const count = h('span', { class: 'n' }, '0');
+    const skipped = h('span', { class: 'unrun', hidden: true });
     const more = h('button', { class: 'more', hidden: true }, '');
     const none = h('p', { class: 'none' }, 'None.');
     let cap = TABLE_PAGE;
     let last = [];
     const section = h('details', { class: `tasks state-${st}`, open: true, dataset: { state: st } },
-      h('summary', {}, h('span', { class: `dot state-${st}` }), LABEL[st], ' ', count),
+      h('summary', {}, h('span', { class: `dot state-${st}` }), LABEL[st], ' ', count, skipped),
       none, h('div', { class: 'table-wrap' }, h('table', { class: 'list' }, h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, c)))), tbody)),
       more);
     more.addEventListener('click', () => { cap += 10 * TABLE_PAGE; update(last); });
@@ -227,13 +251,16 @@ const StqWorkflows = (() => {
       last = tasks;
       const now = Date.now();
       count.textContent = String(tasks.length);
+      const unrun = tasks.filter(isSkipped).length;
+      skipped.hidden = unrun === 0;
+      skipped.textContent = unrun ? `(${unrun} skipped)` : '';
       none.hidden = tasks.length > 0;
       none.nextSibling.hidden = tasks.length === 0;
       more.hidden = tasks.length <= cap;
       more.textContent = `Show ${Math.min(tasks.length - cap, 10 * TABLE_PAGE)} more of ${tasks.length}`;
       syncRows(tbody, tasks.slice(0, cap), (t) => t.id, (t) => {
         const row = [
-          h('a', { href: `#/tasks/${encodeURIComponent(t.id)}` }, t.name),
+          taskCell(t),
           timeCell(t.created), timeCell(t.started),
           h('code', { title: fmtCommand(t.command) }, fmtCommand(t.command)),
           fmtLimit(t),
@@ -268,6 +295,7 @@ const StqWorkflows = (() => {
     const title = h('h1', {}, '…');
     const stateBadge = h('span');
     const desc = h('p', { class: 'desc' });
+    const params = h('p', { class: 'params', hidden: true });
     const summary = h('div', { class: 'summary' });
     const note = h('p', { class: 'note' });
     const graphBox = h('div', { class: 'graph' });
@@ -288,11 +316,31 @@ const StqWorkflows = (() => {
     };
     const cancelBtn = h('button', { class: 'danger', id: 'cancel', onclick: action('cancel', 'Cancel this workflow? Every task not yet finished becomes Failed (cancelled).', 'Cancel workflow') }, 'Cancel workflow');
     const retryBtn = h('button', { id: 'retry', onclick: action('retry', 'Retry every failed task of this workflow (and the tasks that depend on them)?', 'Retry failed tasks') }, 'Retry failed');
+    let deleted = false;
+    const deleteBtn = h('button', { class: 'danger', id: 'delete', hidden: true, onclick: () => remove() }, 'Delete workflow');
+
+    /** Forget the (finished) workflow, then back to the list; a refusal (409, 404) is shown. */
+    async function remove() {
+      const name = title.textContent;
+      const question = `Delete workflow ${name}? Its tasks, their attempts and output are forgotten for good.`;
+      if (!(await confirmDialog(question, 'Delete workflow'))) return;
+      try {
+        await call(`/workflows/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      } catch (ex) {
+        flash(`Could not delete workflow ${name}: ${ex.message}`);
+        source.round = FULL_EVERY - 1;
+        await ctx.refresh();
+        return;
+      }
+      deleted = true; // a refresh due before the list shows must not read it (404)
+      flash(`Deleted workflow ${name}.`);
+      location.hash = '#/';
+    }
     const root = h('section', { class: 'view workflow' },
       h('nav', { class: 'crumbs' }, h('a', { href: '#/' }, '← Workflows')),
-      h('div', { class: 'view-head' }, h('div', {}, title, stateBadge), h('div', { class: 'buttons' }, retryBtn, cancelBtn)),
-      desc, summary,
-      h('h2', {}, 'Graph ', h('span', { class: 'legend' }, STATES.map((s) => h('span', {}, h('span', { class: `dot state-${s}` }), LABEL[s]))), collapse),
+      h('div', { class: 'view-head' }, h('div', {}, title, stateBadge), h('div', { class: 'buttons' }, retryBtn, cancelBtn, deleteBtn)),
+      desc, params, summary,
+      h('h2', {}, 'Graph ', h('span', { class: 'legend' }, [...STATES, 'skipped'].map((s) => h('span', {}, h('span', { class: `dot state-${s}` }), stateLabel(s)))), collapse),
       note, graphBox,
       h('h2', {}, 'Tasks'),
       STATES.map((s) => tables[s].section));
@@ -304,14 +352,18 @@ const StqWorkflows = (() => {
       patch(stateBadge, wf.state, () => badge(wf.state === 'running' ? 'in_process' : wf.state, stateLabel(wf.state)));
       desc.textContent = wf.description || '';
       desc.hidden = !wf.description;
+      params.hidden = !Object.keys(wf.params || {}).length;
+      patch(params, JSON.stringify(wf.params || {}), () => ['Params ', ...pairs(wf.params)]);
       const left = timeLeftText(wf);
-      patch(summary, JSON.stringify([wf.counts, wf.created, Math.round(elapsed(wf, now)), left]), () => [
-        progressBar(wf.counts), countsText(wf.counts),
+      const counts = withSkipped(wf.counts, wf.tasks);
+      patch(summary, JSON.stringify([counts, wf.created, Math.round(elapsed(wf, now)), left]), () => [
+        progressBar(counts), countsText(counts),
         h('span', { class: 'meta' }, 'started ', timeCell(wf.created)),
         h('span', { class: 'meta' }, wf.state === 'running' ? 'elapsed ' : 'took ', fmtDuration(elapsed(wf, now))),
         left ? h('span', { class: 'meta' }, 'time left ', left) : null,
         h('span', { class: 'meta id' }, wf.id)]);
       cancelBtn.disabled = wf.state !== 'running';
+      deleteBtn.hidden = !TERMINAL.includes(wf.state); // the server refuses (409) to forget a running one
       retryBtn.disabled = !(wf.counts.failed > 0);
       graph.update(wf.tasks);
       note.textContent = graph.grouped
@@ -323,6 +375,7 @@ const StqWorkflows = (() => {
     }
 
     async function refresh() {
+      if (deleted) return;
       const wf = await source.read();
       await reasons.load(wf.tasks);
       render(wf);
