@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A complete STQ runner in bash + curl, to show the protocol (SPEC section 5) is easy
+# A complete STQ runner in bash + curl, to show the protocol (docs/api.md) is easy
 # from any language: claim (long poll), run in its own process group, heartbeat,
 # kill on cancel or overrun, report the result with the last 1 MiB of output.
 # JSON goes through jq when it is installed, else python3 (STQ_JSON_TOOL=python3 forces it).

@@ -1,4 +1,4 @@
-"""HTTP client for the STQ API (SPEC section 5), shared by the CLI and the runner.
+"""HTTP client for the STQ API (docs/api.md), shared by the CLI and the runner.
 
 One keep-alive connection (``stq.http_lite``: ``httptools`` on a socket, an eighth of
 ``requests``' CPU per call) stays open, so a busy runner pays for one TCP
@@ -104,12 +104,12 @@ _NOT_STQ_STATUSES = frozenset(range(400, 500)) - {401} | {501}
 
 #: What a runner retries with backoff rather than giving up on. An answer that is not
 #: STQ's (a proxy's page while its server restarts, a wrong URL) is one more outage to
-#: a runner, which logs it and keeps trying, as for an unreachable server (SPEC 4).
+#: a runner, which logs it and keeps trying, as for an unreachable server (docs/cli.md).
 RETRYABLE = (ServerUnreachable, StoreUnavailable, ServerError, NotStqServer)
 
 
 class OutputPart(NamedTuple):
-    """Part of an attempt's output as the server answered it (SPEC 8.4's headers)."""
+    """Part of an attempt's output as the server answered it (docs/api.md's output headers)."""
 
     text: str
     start: int
@@ -173,7 +173,7 @@ class Client:
     def _error(self, resp: http_lite.Response, request: str) -> StqError:
         """The StqError for an error answer; one that is not STQ's says the URL is wrong.
 
-        An STQ server answers every error with SPEC section 5's JSON body, and
+        An STQ server answers every error with the API's JSON error body, and
         its 404 means an unknown id only if the same URL answers STQ's health
         check: otherwise (a path prefix too many, another web server) the 404
         is about the URL, and must not read like an unknown id (exit 1).
@@ -343,7 +343,7 @@ class Client:
     # --- runners ----------------------------------------------------------------
 
     def runners(self) -> list[dict]:
-        """The runners the server heard from in the last 10 minutes (SPEC 8.4).
+        """The runners the server heard from in the last 10 minutes (docs/api.md).
 
         A server older than the list answers 404: a usage error, not an unknown id.
         """
@@ -477,7 +477,7 @@ def _parse(resp: http_lite.Response) -> Any:
 
 
 def _stq_error(resp: http_lite.Response) -> dict[str, Any] | None:
-    """The ``error`` object of SPEC section 5's body, or None when the answer has none."""
+    """The ``error`` object of the API's error body, or None when the answer has none."""
     body = _parse(resp)
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) and isinstance(error.get("code"), str) else None

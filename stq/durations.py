@@ -1,4 +1,4 @@
-"""Durations as SPEC section 2 writes them, and back for display.
+"""Durations as workflow files write them (docs/workflow-file.md), and back for display.
 
 A workflow file may say ``90``, ``1.5``, ``"90"``, ``"90s"``, ``"10m"``,
 ``"1h30m"`` or ``"1m30s"``; everything inside STQ works in float seconds.

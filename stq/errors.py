@@ -3,7 +3,7 @@
 Every error that can reach a user is an ``StqError``: it carries a stable
 ``code`` (the ``error.code`` of the HTTP error body), the HTTP status the API
 answers with, and the CLI exit code. The API has exactly one handler that maps
-these to SPEC section 5's body; the CLI has exactly one place that turns them
+these to the API's error body (docs/api.md); the CLI has exactly one place that turns them
 into a line and an exit code. A subclass without a message falls back to its
 docstring, so raising ``NotFound()`` still says something useful.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: Exit codes of every ``stq`` command (SPEC section 4).
+#: Exit codes of every ``stq`` command (docs/cli.md).
 EXIT_OK = 0
 #: Unknown id, unreadable or invalid file, failed workflow.
 EXIT_FAILED = 1
@@ -63,7 +63,7 @@ class StqError(Exception):
         super().__init__(self.message)
 
     def as_body(self) -> dict[str, Any]:
-        """SPEC section 5's error body."""
+        """the API's error body (docs/api.md)."""
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
 

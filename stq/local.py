@@ -227,8 +227,8 @@ def _start_server(
     port = free_port()
     argv = gunicorn_argv(f"127.0.0.1:{port}", workers=SERVER_WORKERS)
     proc = _spawn(argv, tether, env, logs)
-    # Runners are gone by then and every change is one committed transaction (SPEC
-    # section 3), so a graceful stop would only wait out their abandoned long polls.
+    # Runners are gone by then and every change is one committed transaction, so a
+    # graceful stop would only wait out their abandoned long polls.
     stack.callback(_stop, proc, signals=(signal.SIGKILL,), timeout=STOP_TIMEOUT)
     return f"http://127.0.0.1:{port}", proc
 

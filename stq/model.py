@@ -1,4 +1,4 @@
-"""SPEC section 1's words as types: what a workflow is, what the store keeps.
+"""The glossary's words as types (docs/semantics.md): what a workflow is, what the store keeps.
 
 Two families live here:
 
@@ -9,7 +9,7 @@ Two families live here:
   *as stored*, read back by the store for the API. Times are POSIX seconds
   (floats); the API renders them as ISO 8601 UTC.
 
-States are ``str`` enums whose values are exactly SPEC's JSON values, so they
+States are ``str`` enums whose values are exactly the API's JSON values, so they
 serialize as themselves.
 """
 
@@ -27,7 +27,7 @@ Command = str | tuple[str, ...]
 
 
 class TaskState(StrEnum):
-    """Where a task is in its life (SPEC section 3)."""
+    """Where a task is in its life (docs/semantics.md)."""
 
     #: Waiting for its dependencies, its retry delay, or a runner.
     TODO = "todo"
@@ -68,7 +68,7 @@ class TaskReason(StrEnum):
 
 
 class RunIf(StrEnum):
-    """When a task runs, told by how its dependencies ended (SPEC 8.1)."""
+    """When a task runs, told by how its dependencies ended (docs/workflow-file.md)."""
 
     #: Once every dependency completed; a failed one makes it ``upstream_failed``.
     ON_SUCCESS = "on_success"
@@ -217,7 +217,7 @@ class Workflow:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What a runner needs to run one attempt (SPEC section 5, claim answer)."""
+    """What a runner needs to run one attempt (docs/api.md)."""
 
     attempt_id: str
     task_id: str
@@ -238,7 +238,7 @@ class RunnerState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Runner:
-    """A runner as the servers last heard from it (SPEC 8.4 ``GET /runners``)."""
+    """A runner as the servers last heard from it (docs/api.md, ``GET /runners``)."""
 
     name: str
     labels: tuple[str, ...]

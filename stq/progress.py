@@ -91,7 +91,7 @@ def terminal(counts: dict[str, int]) -> int:
 def counts_line(counts: dict[str, int], skipped: int = 0) -> str:
     """'11/11 done: 7 completed (2 skipped), 4 failed': done counts every terminal task.
 
-    A skipped task is completed (SPEC 8.1), so it is counted there; ``skipped``
+    A skipped task is completed (docs/workflow-file.md), so it is counted there; ``skipped``
     says how many of those never ran, when the caller read the tasks to know.
     """
     total = sum(counts.values())

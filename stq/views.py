@@ -1,6 +1,6 @@
 """Words for what the server knows beyond states: waits, runners, params, descriptions.
 
-Pure functions over the API's JSON (SPEC 8.4's ``waiting_for``, a task's
+Pure functions over the API's JSON (The API's ``waiting_for``, a task's
 ``description`` and ``run_if``, a workflow's ``params`` and ``GET /runners``),
 shared by ``stq status``, ``stq logs`` and ``stq runners`` so a wait reads
 the same wherever it is shown. Anything that came from a workflow file or a

@@ -123,7 +123,7 @@ def parse_json(req: falcon.Request, empty: Any = None) -> Any:
 def parse_document(req: falcon.Request) -> Any:
     """A workflow document: as ``parse_json``, and a duplicate key at any level is a 422.
 
-    SPEC 2 rejects a file with a duplicate key, and the same document as JSON is
+    A workflow file is rejected for a file with a duplicate key, and the same document as JSON is
     what the API takes; ``json.loads`` would keep the last value silently.
     """
     return read_document(req)[0]

@@ -1,4 +1,4 @@
-"""The single error handler: everything that goes wrong answers SPEC's error body.
+"""The single error handler: everything that goes wrong answers the API's error body (docs/api.md).
 
 ``{"error": {"code", "message", "details"}}`` for StqError, for falcon's own
 HTTPErrors (its 404 for unknown routes, 405, 400 for bad query parameters) and

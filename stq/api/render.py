@@ -1,4 +1,4 @@
-"""Stored records -> JSON-ready dicts (SPEC section 5 shapes).
+"""Stored records -> JSON-ready dicts (the API's shapes, docs/api.md).
 
 One place decides how the API spells things: times are ISO 8601 UTC with a
 trailing 'Z', ids are strings, enums are their values, argv commands are lists.
@@ -84,7 +84,7 @@ def task(rec: Task) -> dict[str, Any]:
 
 
 def waiting_for(rec: WaitingFor | None) -> dict[str, Any] | None:
-    """SPEC 8.4's ``waiting_for``: the kind and what it names."""
+    """The API's ``waiting_for``: the kind and what it names."""
     if rec is None:
         return None
     if rec.kind == WaitKind.DEPENDENCIES:

@@ -1,4 +1,4 @@
-"""Workflow files in, one validated ``WorkflowSpec`` out (SPEC sections 2 and 8.1).
+"""Workflow files in, one validated ``WorkflowSpec`` out (docs/workflow-file.md).
 
 The CLI reads files (``load_workflow_file``; ``submit_body`` for what it
 sends), the API receives JSON (``load_workflow_document``); all go through

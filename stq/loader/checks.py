@@ -2,7 +2,7 @@
 
 * A NUL character cannot be in an argument, an environment value or a path
   handed to the operating system, so a command, ``env``, ``params`` or
-  matrix value or ``cwd`` holding one could never be run (SPEC 8.1). YAML
+  matrix value or ``cwd`` holding one could never be run (docs/workflow-file.md). YAML
   refuses a raw NUL, but ``"\\0"`` in a double-quoted string (or
   ``"\\u0000"`` in JSON) makes one.
 * A task's ``env`` key or matrix key that is also a ``params`` name would

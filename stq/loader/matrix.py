@@ -1,4 +1,4 @@
-"""Matrix tasks: one written task, one task per combination of its values (SPEC 8.1).
+"""Matrix tasks: one written task, one task per combination of its values (docs/workflow-file.md).
 
 ``plan_matrices`` works out, before the graph is checked, what each matrix
 task expands into: the names ``NAME-v1-v2...`` and the rendered values, in

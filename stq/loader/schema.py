@@ -1,7 +1,7 @@
 """The workflow JSON Schema: loaded once from the package, errors in words people use.
 
 ``stq/schemas/workflow.schema.json`` is the single source of truth for the
-format (SPEC section 2). jsonschema reports every error (``iter_errors``); its
+format (docs/workflow-file.md). jsonschema reports every error (``iter_errors``); its
 own messages print whole instances and say "Additional properties are not
 allowed", so each kind of error is rewritten here into one short sentence
 placed on the offending node. A valid document never reaches jsonschema:

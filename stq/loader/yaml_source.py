@@ -29,7 +29,7 @@ from stq.settings import MAX_BODY_BYTES
 
 #: Deepest nesting of mappings and sequences accepted (a workflow needs about 5).
 MAX_DEPTH = 100
-#: The largest a file may be with every alias written out (SPEC section 2): the size
+#: The largest a file may be with every alias written out (docs/workflow-file.md): the size
 #: limit of a file and of the API's body. Counted as the file's own size plus, per
 #: alias, what its anchored node holds: the UTF-8 bytes of its scalars plus one per
 #: node (so a billion empty strings count too). A file without aliases is within it.

@@ -1,4 +1,4 @@
-"""How a task's end reaches the tasks that depend on it (SPEC section 3, 8.1 ``run_if``).
+"""How a task's end reaches the tasks that depend on it (docs/semantics.md, ``run_if``).
 
 Each task counts its dependencies not yet terminal (``pending_deps``) and
 those that failed (``failed_deps``). A ``todo`` task with no pending

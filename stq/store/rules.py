@@ -1,4 +1,4 @@
-"""Pure state rules of SPEC section 3, kept apart from SQL so they read as rules.
+"""Pure state rules (docs/semantics.md), kept apart from SQL so they read as rules.
 
 The SQL store asks these functions what a change means; they never touch a
 connection, so they are unit-tested directly (tests/unit/test_rules.py).

@@ -114,7 +114,7 @@ DELETE_WORKFLOW = (
 
 
 class SqlStore:
-    """The store: SPEC section 3's rules over any SQL ``Dialect``."""
+    """The store: the rules of docs/semantics.md over any SQL ``Dialect``."""
 
     def __init__(self, dialect: Dialect, clock: Clock = time.time, heartbeat_timeout: float = 60):
         self.dialect = dialect

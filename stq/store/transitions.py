@@ -1,4 +1,4 @@
-"""State changes made inside one open write transaction (SPEC section 3).
+"""State changes made inside one open write transaction (docs/semantics.md).
 
 Each function takes a ``Tx`` (a connection already inside ``BEGIN``, the
 dialect, and the transaction's ``now``) and changes rows; the caller commits.

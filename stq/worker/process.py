@@ -41,7 +41,7 @@ class CannotStart(Exception):
 
 
 def resolve_cwd(cwd: str | None, base: Path) -> Path:
-    """The task's ``cwd`` relative to the runner's working directory (SPEC section 4)."""
+    """The task's ``cwd`` relative to the runner's working directory (docs/cli.md)."""
     return base if not cwd else base / cwd
 
 

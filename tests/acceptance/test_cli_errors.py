@@ -154,7 +154,7 @@ def test_a_server_that_is_not_stq_is_a_usage_error(web_server: str, args: list[s
 
 
 def test_a_runner_keeps_trying_a_server_that_is_not_stq(web_server: str) -> None:
-    """SPEC 4: the runner logs and retries, as for an unreachable server (a proxy's page)."""
+    """The runner logs and retries, as for an unreachable server (a proxy's page)."""
     result = stq("worker", web_server, "--exit-when-idle", "1", timeout=30)
     assert result.returncode == 0, result.stderr
     assert "does not look like an STQ server" in result.stderr and "retrying" in result.stderr

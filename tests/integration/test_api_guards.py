@@ -243,7 +243,7 @@ def test_an_exit_code_past_64_bits_is_a_400(api: Api, exit_code: int) -> None:
 def test_a_duplicate_key_in_a_json_workflow_is_a_422(
     api: Api, body: str, path: str, key: str
 ) -> None:
-    """SPEC 2: a duplicate key at any level rejects the document, JSON as well as YAML."""
+    """A duplicate key at any level rejects the document, JSON as well as YAML."""
     result = api.call("POST", "/api/v1/workflows", body=body, headers=JSON)
     assert result.status_code == 422, result.text
     assert result.json["error"]["details"] == [{"path": path, "message": f"duplicate key {key!r}"}]

@@ -1,4 +1,4 @@
-"""``run_if``, descriptions, matrices and params as a real server answers them (SPEC 8.4).
+"""``run_if``, descriptions, matrices and params as a real server answers them (docs/api.md).
 
 A real ``gunicorn stq.api:app`` on a SQLite file; workflows go in as the JSON
 documents ``POST /api/v1/workflows`` takes and come back as its JSON.

@@ -66,7 +66,7 @@ def _expected_status(end: str, sent: int, position: int) -> str:
     """How the attempt is recorded at the end of a case.
 
     A result is taken while the attempt runs, and also after an expiry (a late
-    success: SPEC section 3), but not after a cancel; without one, the server's
+    success: docs/semantics.md), but not after a cancel; without one, the server's
     end stands.
     """
     if sent == 3 and (position == 3 or end != "cancel"):

@@ -1,4 +1,4 @@
-"""The Store contract (SPEC section 3) with a hand-driven clock, on both stores.
+"""The Store contract (docs/semantics.md) with a hand-driven clock, on both stores.
 
 The ``store`` fixture is parametrised by backend: a real SQLite file, and a
 fresh database on the real PostgreSQL (tests/pg.py), so every rule below runs

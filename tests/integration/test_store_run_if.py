@@ -1,4 +1,4 @@
-"""``run_if`` (SPEC 8.1, 8.2) in the store, on a real SQLite file and the real PostgreSQL.
+"""``run_if`` (docs/semantics.md) in the store, on a real SQLite file and the real PostgreSQL.
 
 ``on_failure`` tasks run when a dependency failed and are skipped (completed,
 reason ``skipped``, no attempt) when all completed; ``always`` tasks run once

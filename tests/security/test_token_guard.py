@@ -1,4 +1,4 @@
-"""The token guards every route but health and the dashboard's static files (SPEC 6)."""
+"""The token guards every route but health and the dashboard's static files (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _operations(secured: testing.TestClient, auth: dict[str, str]) -> list[tuple
         for method in item
         if method in METHODS
     ]
-    assert len(ops) >= 13, ops  # every operation of SPEC 5
+    assert len(ops) >= 13, ops  # every operation of the API
     return ops
 
 

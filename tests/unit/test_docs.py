@@ -9,8 +9,10 @@ parser and the server's OpenAPI document offer.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
+import tokenize
 from importlib import resources
 from pathlib import Path
 
@@ -93,6 +95,28 @@ def test_no_page_speaks_of_how_the_work_was_organised(page: Path) -> None:
             line = prose.count("\n", 0, match.start()) + 1
             found.append(f"{what}: {match.group(0)!r} near line {line}")
     assert found == [], f"{page.name}: {found}"
+
+
+def _comments_and_docstrings(source: str) -> str:
+    """What a module says in prose: its comments and string literals (docstrings among them)."""
+    said = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in (tokenize.COMMENT, tokenize.STRING):
+            said.append(token.string)
+    return "\n".join(said)
+
+
+@pytest.mark.parametrize(
+    "module", sorted((ROOT / "stq").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_no_module_cites_what_a_clone_cannot_open(module: Path) -> None:
+    """Code comments point at docs/, not at a contract document or an issue tracker."""
+    prose = _comments_and_docstrings(module.read_text(encoding="utf-8"))
+    # "session" is a word of code (an HTTP session, a process session): not checked here.
+    patterns = [p for what, p in FORBIDDEN.items() if what != "a work session"]
+    found = [m.group(0) for pattern in patterns for m in pattern.finditer(prose)]
+    assert "../shared" not in prose
+    assert found == []
 
 
 def test_performance_page_stays_short() -> None:

@@ -1,4 +1,4 @@
-"""Durations: every form SPEC section 2 allows, the ones it does not, and display."""
+"""Durations: every form a workflow file allows, the ones it does not, and display."""
 
 from __future__ import annotations
 
