@@ -307,7 +307,8 @@ class OutputSlice:
     """Part of an attempt's kept output, addressed in bytes of all the command printed."""
 
     text: str
-    #: The absolute byte ``text`` starts at, and the byte after the last one received.
+    #: The first byte still kept (the last 1 MiB is), and the byte after the last one
+    #: received. ``text`` starts at the offset asked for, or at ``start`` when that is later.
     start: int
     end: int
     #: The attempt has ended: no more output will come from its runner's command.

@@ -82,14 +82,19 @@ def append(tx: Tx, attempt_id: int, text: str, offset: int | None, gap_ok: bool 
 
 
 def read_from(whole: Kept, offset: int) -> Kept:
-    """What is kept from absolute byte ``offset`` on, never splitting a character."""
+    """The text kept from absolute byte ``offset`` on, never splitting a character.
+
+    ``start`` stays the first byte still kept, whatever the offset: a reader sees
+    that bytes were lost exactly when it is past the offset it asked for, and else
+    knows the text begins at its own offset.
+    """
     if offset <= whole.start:
         return whole
     if offset >= whole.end:
-        return Kept("", whole.end, whole.end)
+        return Kept("", whole.start, whole.end)
     data = whole.text.encode("utf-8")[offset - whole.start :]
     skip = char_start(data)
-    return Kept(data[skip:].decode("utf-8", errors="replace"), offset + skip, whole.end)
+    return Kept(data[skip:].decode("utf-8", errors="replace"), whole.start, whole.end)
 
 
 class OutputGap(Conflict):

@@ -54,12 +54,12 @@ def test_output_arrives_in_pieces_and_is_read_from_an_offset(api: Api) -> None:
         "one\ntwo é\n",
         {"stq-attempt-finished": "false", "stq-output-start": "0", "stq-output-end": "11"},
     )
-    text, headers = read(api, aid, offset=4)
-    assert text == "two é\n" and headers["stq-output-start"] == "4"
+    # the start header is the first byte still kept, whatever offset was asked for
+    kept = {"stq-attempt-finished": "false", "stq-output-start": "0", "stq-output-end": "11"}
+    assert read(api, aid, offset=4) == ("two é\n", kept)
     # an offset inside 'é' (bytes 8-9) starts at the next whole character
-    text, headers = read(api, aid, offset=9)
-    assert text == "\n" and headers["stq-output-start"] == "10"
-    assert read(api, aid, offset=11)[0] == ""
+    assert read(api, aid, offset=9) == ("\n", kept)
+    assert read(api, aid, offset=11) == ("", kept)
 
 
 def test_a_repeated_post_is_harmless_and_a_gap_is_refused(api: Api) -> None:
@@ -84,6 +84,9 @@ def test_only_the_last_mebibyte_is_kept_and_offsets_stay_absolute(api: Api) -> N
     assert headers["stq-output-start"] == str(3 * len(chunk) - MAX_OUTPUT_BYTES)
     assert headers["stq-output-end"] == str(3 * len(chunk))
     assert read(api, aid, offset=0)[1]["stq-output-start"] == headers["stq-output-start"]
+    # past the kept start, the text begins at the offset and the header still says what is kept
+    text, later = read(api, aid, offset=3 * len(chunk) - 10)
+    assert text == "x" * 10 and later == headers
 
 
 def test_the_result_adds_only_what_was_not_sent(api: Api) -> None:
