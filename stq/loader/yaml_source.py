@@ -31,10 +31,12 @@ from stq.settings import MAX_BODY_BYTES
 
 #: Deepest nesting of mappings and sequences accepted (a workflow needs about 5).
 MAX_DEPTH = 100
-#: The largest a file may be with every alias written out (docs/workflow-file.md): the size
-#: limit of a file and of the API's body. Counted as the file's own size plus, per
-#: alias, what its anchored node holds: the UTF-8 bytes of its scalars plus one per
-#: node (so a billion empty strings count too). A file without aliases is within it.
+#: The largest a file may be with every alias written out (docs/workflow-file.md): a
+#: rule of its own, weighed while parsing and located at the alias that passes it, with
+#: the number of the body limit (``stq.body_limit``): written out, the file must still
+#: fit where a file must. Counted as the file's own size plus, per alias, what its
+#: anchored node holds: the UTF-8 bytes of its scalars plus one per node (so a billion
+#: empty strings count too). A file without aliases is within it.
 MAX_EXPANDED_BYTES = MAX_BODY_BYTES
 _MIB = MAX_EXPANDED_BYTES // 2**20
 
