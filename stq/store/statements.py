@@ -157,7 +157,9 @@ def _render(dialect: str) -> tuple[dict[str, str], set[str]]:
         done[name] = _INCLUDE.sub(include, entry.text)
         return done[name]
 
-    statements = {n: resolve(n, (n,)) for n, e in scope.items() if e.kind == "name"}
+    # Stripped: an empty fragment at the end (SQLite's lock clause) leaves no trailing
+    # space, so the same statement is the same text, prepared once per connection.
+    statements = {n: resolve(n, (n,)).strip() for n, e in scope.items() if e.kind == "name"}
     return statements, included
 
 

@@ -178,6 +178,8 @@ def test_postgresql_gets_its_placeholders_once_at_load() -> None:
     plain = statements.named("claim_first_plain")
     assert "INDEXED BY task_claimable_plain" in sqlite[plain]
     assert "INDEXED BY" not in postgres[plain]
+    # SQLite's lock clause is empty: the locked statement is the same text, prepared once.
+    assert sqlite[statements.named("claim_take_plain")] == sqlite[plain]
 
 
 def test_numbers_written_into_the_files_match_the_code() -> None:
