@@ -17,49 +17,19 @@ from collections.abc import Callable, Collection, Sequence
 
 from stq.model import Claim, Offer, TaskState
 from stq.store import records, rules, runners
+from stq.store.statements import Name, named
 from stq.store.tx import Tx, shift
 
-_ORDER = " ORDER BY priority DESC, workflow_id, position"
-_CLAIMABLE = "state = 'todo' AND pending_deps = 0 AND ready_at <= ?"
-#: A candidate's claim order, then what starting an attempt of it needs (one round trip).
-_CANDIDATE = (
-    "priority, workflow_id, position, id, name, command, env, cwd, duration, attempts_used"
-)
-#: The best unlabelled claimable task (first entry of task_claimable_plain).
-FIRST_PLAIN = (
-    f"SELECT {_CANDIDATE} FROM task{{hint}} WHERE {_CLAIMABLE} AND labels IS NULL{_ORDER} LIMIT 1"
-)
-_WAITING = "state = 'todo' AND pending_deps = 0 AND labels IS NOT NULL"
-#: The distinct label sets of claimable tasks: a loose scan, one index probe per set.
-LABEL_SETS = f"""
-WITH RECURSIVE label_sets (labels) AS (
-    SELECT min(labels) FROM task{{hint}} WHERE {_WAITING}
-    UNION ALL
-    SELECT (SELECT min(labels) FROM task{{hint}} WHERE {_WAITING} AND labels > label_sets.labels)
-      FROM label_sets WHERE label_sets.labels IS NOT NULL
-)
-SELECT labels FROM label_sets WHERE labels IS NOT NULL
-"""
-#: The best claimable task with exactly this label set.
-FIRST_LABELLED = (
-    f"SELECT {_CANDIDATE} FROM task{{hint}} "
-    f"WHERE {_CLAIMABLE} AND labels IS NOT NULL AND labels = ?{_ORDER} LIMIT 1"
-)
-START_ATTEMPT = (
-    "INSERT INTO attempt "
-    "(task_id, number, status, runner, started, heartbeat, deadline, claimed_after) "
-    "VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING id"
-)
-#: The attempt a result's first copy claimed, while it still runs for the same runner.
-#: Few attempts are running at a time, so the status index finds it.
-CLAIMED_AFTER = (
-    "SELECT a.id, a.number, t.workflow_id, t.id, t.name, t.command, t.env, t.cwd, t.duration "
-    "FROM attempt a JOIN task t ON t.id = a.task_id "
-    "WHERE a.status = 'running' AND a.claimed_after = ? AND a.runner = ?"
-)
-MARK_IN_PROCESS = (
-    "UPDATE task SET state = 'in_process', attempts_used = ?, started = ?, runner = ? WHERE id = ?"
-)
+#: The best claimable task, unlabelled or with one label set: read-only, or taken
+#: (PostgreSQL: locked, passed over if another transaction is taking it).
+FIRST_PLAIN = named("claim_first_plain")
+TAKE_PLAIN = named("claim_take_plain")
+FIRST_LABELLED = named("claim_first_labelled")
+TAKE_LABELLED = named("claim_take_labelled")
+LABEL_SETS = named("claim_label_sets")
+START_ATTEMPT = named("start_attempt")
+MARK_IN_PROCESS = named("mark_in_process")
+CLAIMED_AFTER = named("claimed_after")
 
 
 def take(
@@ -106,17 +76,15 @@ def claimed_after(tx: Tx, attempt_id: int, runner: str) -> Claim | None:
 
 
 def find_candidate(tx: Tx, labels: Collection[str], lock: bool = True) -> tuple | None:
-    """The first claimable task the runner may take (a ``_CANDIDATE`` row), or None.
+    """The first claimable task the runner may take (a candidate row), or None.
 
-    ``lock`` adds the dialect's row lock (PostgreSQL: ``FOR UPDATE SKIP
+    ``lock`` takes the dialect's row lock (PostgreSQL: ``FOR UPDATE SKIP
     LOCKED``: a task another server is claiming right now is passed over, not
     waited for); the read-only look before a SQLite write transaction goes without.
     """
-    suffix = tx.dialect.skip_locked if lock else ""
-    hint = tx.dialect.use_index("task_claimable_plain")
-    best = tx.one(FIRST_PLAIN.format(hint=hint) + suffix, (tx.now,))
+    best = tx.one(TAKE_PLAIN if lock else FIRST_PLAIN, (tx.now,))
     if labels:
-        labelled = _first_labelled(tx, labels, suffix)
+        labelled = _first_labelled(tx, labels, TAKE_LABELLED if lock else FIRST_LABELLED)
         if labelled is not None and (best is None or _key(labelled) < _key(best)):
             best = labelled
     return None if best is None else tuple(best)
@@ -124,14 +92,11 @@ def find_candidate(tx: Tx, labels: Collection[str], lock: bool = True) -> tuple 
 
 def offer(tx: Tx) -> Offer:
     """Which label sets have a task claimable now: one index probe, then one per set."""
-    plain_hint = tx.dialect.use_index("task_claimable_plain")
-    plain = tx.one(FIRST_PLAIN.format(hint=plain_hint), (tx.now,))
-    hint = tx.dialect.use_index("task_claimable_labelled")
-    first = FIRST_LABELLED.format(hint=hint)
+    plain = tx.one(FIRST_PLAIN, (tx.now,))
     sets = tuple(
         frozenset(records.load_labels(label_set))
-        for (label_set,) in tx.all(LABEL_SETS.format(hint=hint))
-        if tx.one(first, (tx.now, label_set)) is not None
+        for (label_set,) in tx.all(LABEL_SETS)
+        if tx.one(FIRST_LABELLED, (tx.now, label_set)) is not None
     )
     return Offer(plain=plain is not None, label_sets=sets)
 
@@ -140,10 +105,9 @@ def _key(row: tuple) -> tuple:
     return (-row[0], row[1], row[2])
 
 
-def _first_labelled(tx: Tx, labels: Collection[str], suffix: str) -> tuple | None:
-    hint = tx.dialect.use_index("task_claimable_labelled")
-    sets = [row[0] for row in tx.all(LABEL_SETS.format(hint=hint))]
-    first = FIRST_LABELLED.format(hint=hint) + suffix
+def _first_labelled(tx: Tx, labels: Collection[str], first: Name) -> tuple | None:
+    """The best candidate of the label sets ``labels`` covers, by the statement ``first``."""
+    sets = [row[0] for row in tx.all(LABEL_SETS)]
     best = None
     for label_set in sets:
         if rules.labels_match(records.load_labels(label_set), labels):

@@ -34,75 +34,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from stq.model import RunIf, TaskState
+from stq.store.statements import named
 from stq.store.tx import Tx, shift
 
-#: Every task downstream of one task (transitive closure) still waiting, in a workflow
-#: without ``run_if`` tasks: upstream_failed. (UPDATE first, the CTE inside: see
-#: ``Tx.count``.)
-FAIL_DOWNSTREAM = """
-UPDATE task SET state = 'failed', reason = 'upstream_failed', finished = ?
- WHERE state = 'todo' AND id IN (
-       WITH RECURSIVE downstream (id) AS (
-           SELECT task_id FROM dependency WHERE upstream_id = ?
-           UNION
-           SELECT d.task_id FROM dependency d JOIN downstream ON d.upstream_id = downstream.id
-       )
-       SELECT id FROM downstream)
-"""
-#: Whether the task at the far end of edge ``d`` waits and runs only on success, read
-#: through its primary key. (A join instead lets PostgreSQL drive the recursion from
-#: every waiting task when its statistics predate a big submit: minutes, not ms.)
-_WAITS_ON_SUCCESS = (
-    "(SELECT t.state = 'todo' AND t.run_if = 'on_success' FROM task t WHERE t.id = d.task_id)"
-)
-#: The same with ``run_if`` tasks: the walk goes through waiting ``on_success`` tasks only,
-#: and the ids of the tasks it failed are read back (``RETURNING``) for ``release``.
-FAIL_ON_SUCCESS_DOWNSTREAM = f"""
-UPDATE task SET state = 'failed', reason = 'upstream_failed', finished = ?
- WHERE state = 'todo' AND id IN (
-       WITH RECURSIVE downstream (id) AS (
-           SELECT d.task_id FROM dependency d WHERE d.upstream_id = ? AND {_WAITS_ON_SUCCESS}
-           UNION
-           SELECT d.task_id FROM downstream JOIN dependency d ON d.upstream_id = downstream.id
-            WHERE {_WAITS_ON_SUCCESS}
-       )
-       SELECT id FROM downstream)
-RETURNING id
-"""
-#: A task completed in a workflow without ``run_if`` tasks: each dependent has one
-#: pending dependency fewer. The dependents are locked in id order first (PostgreSQL):
-#: two results releasing overlapping dependents each locked them in its own scan
-#: order, deadlocked, and waited out PostgreSQL's 1 s deadlock_timeout before one
-#: was run again.
-RELEASE_DEPENDENTS = """
-UPDATE task SET pending_deps = pending_deps - 1
- WHERE id IN (SELECT t.id FROM dependency d JOIN task t ON t.id = d.task_id
-               WHERE d.upstream_id = ? ORDER BY t.id{for_update})
-"""
-#: The same for a workflow with ``run_if`` tasks, with each dependent's counts read
-#: back: they decide what it became.
-RELEASE_ONE = (
-    RELEASE_DEPENDENTS.rstrip() + "\nRETURNING id, state, run_if, pending_deps, failed_deps\n"
-)
-#: The dependents of many tasks that just ended ({ids}: a skip wave, or a failure and
-#: the tasks it made upstream_failed), in one statement: as many pending dependencies
-#: fewer (and, after failures, failed ones more) as they have edges from those tasks.
-#: Nothing here names ``state``: an index on it would tempt PostgreSQL into scanning
-#: every waiting task; ``release`` looks at the state returned instead.
-RELEASE_MANY = """
-UPDATE task SET pending_deps = task.pending_deps - e.n{failed}
-  FROM (SELECT d.task_id, count(*) AS n FROM dependency d
-         WHERE d.upstream_id IN ({ids}) GROUP BY d.task_id) AS e
- WHERE task.id = e.task_id{conditional}
-RETURNING task.id, task.state, task.run_if, task.pending_deps, task.failed_deps
-"""
-#: Waiting ``on_failure`` tasks ({ids}), which this transaction holds: skipped.
-SKIP = "UPDATE task SET state = 'completed', reason = 'skipped', finished = ? WHERE id IN ({ids})"
-#: ``on_failure`` tasks of a workflow just submitted with nothing to wait for.
-READY_TO_SKIP = (
-    "SELECT id FROM task WHERE workflow_id = ? AND state = 'todo' AND run_if = 'on_failure' "
-    "AND pending_deps = 0 AND failed_deps = 0 ORDER BY id"
-)
+FAIL_DOWNSTREAM = named("fail_downstream")
+FAIL_ON_SUCCESS_DOWNSTREAM = named("fail_on_success_downstream")
+RELEASE_DEPENDENTS = named("release_dependents")
+RELEASE_ONE = named("release_one")
+RELEASE_MANY_COMPLETED = named("release_many_completed")
+RELEASE_MANY_FAILED = named("release_many_failed")
+SKIP_TASKS = named("skip_tasks")
+READY_TO_SKIP = named("ready_to_skip")
 
 
 def completed(tx: Tx, workflow_id: int, task_id: int, has_run_if: bool) -> None:
@@ -110,7 +52,7 @@ def completed(tx: Tx, workflow_id: int, task_id: int, has_run_if: bool) -> None:
     if has_run_if:
         release(tx, workflow_id, [task_id])
         return
-    tx.run(RELEASE_DEPENDENTS.format(for_update=tx.dialect.for_update), (task_id,))
+    tx.run(RELEASE_DEPENDENTS, (task_id,))
     tx.wake = True  # one may be claimable now; nothing read back to know which
 
 
@@ -177,19 +119,14 @@ def _to_skip(tx: Tx, rows: Sequence[Any]) -> list[int]:
 def _released(tx: Tx, ended: Sequence[int], failed: bool) -> list[Any]:
     """Update the dependents of ``ended``; (id, state, run_if, pending, failed) of each."""
     if len(ended) == 1 and not failed:  # a result's own completion: the common case
-        return tx.all(RELEASE_ONE.format(for_update=tx.dialect.for_update), (ended[0],))
-    sql = RELEASE_MANY.format(
-        failed=", failed_deps = task.failed_deps + e.n" if failed else "",
-        ids=tx.dialect.ids_query,
-        conditional=f" AND task.run_if <> '{RunIf.ON_SUCCESS.value}'" if failed else "",
-    )
-    return tx.all(sql, (tx.dialect.ids_param(ended),))
+        return tx.all(RELEASE_ONE, (ended[0],))
+    many = RELEASE_MANY_FAILED if failed else RELEASE_MANY_COMPLETED
+    return tx.all(many, (tx.dialect.ids_param(ended),))
 
 
 def _skip(tx: Tx, workflow_id: int, ids: list[int]) -> list[int]:
     """Complete ``ids`` (waiting ``on_failure`` tasks this transaction holds) as skipped."""
     if ids:
-        sql = SKIP.format(ids=tx.dialect.ids_query)
-        skipped = tx.count(sql, (tx.now, tx.dialect.ids_param(ids)))
+        skipped = tx.count(SKIP_TASKS, (tx.now, tx.dialect.ids_param(ids)))
         shift(tx, workflow_id, TaskState.TODO, TaskState.COMPLETED, skipped)
     return ids

@@ -15,12 +15,13 @@ from typing import NamedTuple
 
 from stq.errors import Conflict
 from stq.settings import MAX_OUTPUT_BYTES
+from stq.store.statements import named
 from stq.store.tx import Tx
 from stq.utf8 import char_start
 
-SELECT = "SELECT text, start_byte, end_byte FROM output WHERE attempt_id = ?"
-INSERT = "INSERT INTO output (attempt_id, text, start_byte, end_byte) VALUES (?, ?, ?, ?)"
-UPDATE = "UPDATE output SET text = ?, start_byte = ?, end_byte = ? WHERE attempt_id = ?"
+KEPT = named("output_kept")
+INSERT = named("output_insert")
+UPDATE = named("output_update")
 
 
 class Kept(NamedTuple):
@@ -32,7 +33,7 @@ class Kept(NamedTuple):
 
 
 def kept(tx: Tx, attempt_id: int) -> Kept:
-    return _as_kept(tx.one(SELECT, (attempt_id,)))
+    return _as_kept(tx.one(KEPT, (attempt_id,)))
 
 
 def _as_kept(row: tuple | None) -> Kept:
@@ -52,7 +53,7 @@ def append(tx: Tx, attempt_id: int, text: str, offset: int | None, gap_ok: bool 
     (a result whose text is the tail of output never sent: what is kept then
     restarts at ``offset``).
     """
-    row = tx.one(SELECT, (attempt_id,))
+    row = tx.one(KEPT, (attempt_id,))
     now = _as_kept(row)
     data = text.encode("utf-8", errors="replace")  # a lone surrogate cannot be stored
     at = now.end if offset is None else offset

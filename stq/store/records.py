@@ -1,5 +1,6 @@
 """Ids and rows: how stored rows become the records of ``stq.model``.
 
+Rows are read with the column lists of queries/records.sql, in their order.
 Ids are opaque strings to everyone else; here they are a one-letter prefix and
 the row's AUTOINCREMENT integer (``w12``, ``t345``, ``a6``), so they are never
 reused after a delete. A malformed id, or one with the wrong prefix, is simply
@@ -31,25 +32,8 @@ from stq.model import (
 _ID = re.compile(r"([wta])([1-9][0-9]{0,17})")
 _NOUN = {"w": "workflow", "t": "task", "a": "attempt"}
 
-#: Columns read for a Task record, in the order ``task_from_row`` expects.
-TASK_COLUMNS = (
-    "id, workflow_id, name, state, reason, depends_on, attempts_used, command, duration, "
-    "max_attempts, labels, priority, created, started, finished, runner, "
-    "description, run_if, matrix, matrix_of"
-)
-#: A workflow's count of tasks in each state: its counts at submit plus its counter
-#: shards (schema version 2), in ``TaskState`` order; selected ``FROM workflow``.
-COUNT_COLUMNS = ", ".join(
-    f"n_{s} + coalesce((SELECT sum(c.n_{s}) FROM workflow_count c "
-    "WHERE c.workflow_id = workflow.id), 0)"
-    for s in TaskState
-)
-#: Columns read for a Workflow record, in the order ``workflow_from_row`` expects.
-WORKFLOW_COLUMNS = f"id, name, description, state, created, finished, {COUNT_COLUMNS}, params"
 #: ``run_if`` as read: looked up, a twentieth of the enum call, for 100,000-task reads.
 _RUN_IF = {r.value: r for r in RunIf}
-#: Columns read for an Attempt record, in the order ``attempt_from_row`` expects.
-ATTEMPT_COLUMNS = "id, task_id, number, status, runner, started, finished, exit_code, reason"
 
 
 def make_id(prefix: str, number: int) -> str:

@@ -24,17 +24,13 @@ from stq.model import (
     WorkflowSpec,
 )
 from stq.store import output, records, rules, transitions
+from stq.store.statements import named
 from stq.store.tx import Tx
 
-#: Everything a result needs, attempt and task locked; whether the task has dependents,
-#: and whether its workflow has ``run_if`` tasks, in subqueries (the workflow row is
-#: not locked: results of one workflow never queue for it).
-ATTEMPT_FOR_REPORT = """
-SELECT a.status, a.reason, a.ack_attempt, a.ack_task, a.task_id, t.workflow_id, t.state, t.reason,
-       EXISTS (SELECT 1 FROM dependency d WHERE d.upstream_id = a.task_id),
-       (SELECT w.has_run_if FROM workflow w WHERE w.id = t.workflow_id)
-  FROM attempt a JOIN task t ON t.id = a.task_id WHERE a.id = ?{for_update}
-"""
+ATTEMPT_FOR_REPORT = named("attempt_for_report")
+ATTEMPT_COMPLETED = named("attempt_completed")
+ATTEMPT_FAILED = named("attempt_failed")
+ATTEMPT_FAILED_LATE = named("attempt_failed_late")
 
 
 class Outcome(NamedTuple):
@@ -62,7 +58,7 @@ def report(tx: Tx, attempt_id: int, result: Report) -> Outcome:
     printed is dropped), so it is not an exception here: the caller raises
     once the output is committed.
     """
-    row = tx.one(ATTEMPT_FOR_REPORT.format(for_update=tx.dialect.for_update), (attempt_id,))
+    row = tx.one(ATTEMPT_FOR_REPORT, (attempt_id,))
     if row is None:
         raise records.not_found("a", attempt_id)
     status, reason, ack_attempt, ack_task, task_id, workflow_id, task_state, task_reason = row[:8]
@@ -95,8 +91,7 @@ def _completed(tx: Tx, attempt_id: int, task: _Task, result: Report) -> ResultAc
         AttemptStatus.COMPLETED, task.state if task.state.terminal else TaskState.COMPLETED
     )
     tx.run(
-        "UPDATE attempt SET status = 'completed', reason = NULL, exit_code = ?, finished = ?, "
-        "ack_attempt = ?, ack_task = ? WHERE id = ?",
+        ATTEMPT_COMPLETED,
         (
             result.exit_code if result.exit_code is not None else 0,
             tx.now,
@@ -118,15 +113,13 @@ def _failed(
     if status != AttemptStatus.RUNNING:  # already presumed timed out or lost: keep that verdict
         ack = ResultAck(status, task.state)
         tx.run(
-            "UPDATE attempt SET exit_code = coalesce(exit_code, ?), ack_attempt = ?, "
-            "ack_task = ? WHERE id = ?",
+            ATTEMPT_FAILED_LATE,
             (result.exit_code, ack.attempt_status.value, ack.task_state.value, attempt_id),
         )
         return ack
     ack = ResultAck(AttemptStatus.FAILED, transitions.attempt_failed(tx, task.id))
     tx.run(
-        "UPDATE attempt SET status = 'failed', reason = ?, exit_code = ?, finished = ?, "
-        "ack_attempt = ?, ack_task = ? WHERE id = ?",
+        ATTEMPT_FAILED,
         (
             rules.failure_reason(result.exit_code, result.message),
             result.exit_code,

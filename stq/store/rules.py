@@ -39,6 +39,14 @@ def labels_match(task_labels: Collection[str], runner_labels: Collection[str]) -
     return set(task_labels) <= set(runner_labels)
 
 
+def cancel_asked(attempt_reason: str | None, task_state: str) -> bool:
+    """Whether an attempt's command must stop: its task ended (another attempt finished
+    it, or a cancel failed it), or the attempt itself was cancelled. A cancelled attempt
+    stays cancelled after a retry puts its task back to todo: its command must still
+    stop, or it would run beside the next attempt."""
+    return TaskState(task_state).terminal or attempt_reason == AttemptReason.CANCELLED
+
+
 def expiry(
     deadline: float | None, heartbeat: float, now: float, heartbeat_timeout: float
 ) -> tuple[AttemptStatus, AttemptReason, float] | None:

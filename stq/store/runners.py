@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable
 
 from stq.model import Runner, RunnerState
 from stq.store import records
+from stq.store.statements import named
 from stq.store.tx import Tx
 
 #: Seconds a runner stays listed after it was last heard from.
@@ -20,15 +21,11 @@ LISTED_FOR = 600.0
 #: Runners a process remembers as lately noted before it forgets the old ones.
 MAX_NOTES = 10_000
 
-SEEN = (
-    "INSERT INTO runner (name, labels, last_seen) VALUES (?, ?, ?) "
-    "ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, last_seen = excluded.last_seen"
-)
-BEAT = "UPDATE runner SET last_seen = ? WHERE name = ?"
-FORGET = "DELETE FROM runner WHERE last_seen < ?"
-LISTED = "SELECT name, labels, last_seen FROM runner WHERE last_seen >= ? ORDER BY name"
-#: Few attempts run at a time: the status index finds them.
-RUNNING = "SELECT runner, id, task_id, heartbeat FROM attempt WHERE status = 'running'"
+SEEN = named("runner_seen")
+BEAT = named("runner_beat")
+FORGET = named("runners_forget")
+LISTED = named("runners_listed")
+RUNNING = named("runners_running")
 
 
 class Notes:

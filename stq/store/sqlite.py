@@ -21,11 +21,15 @@ Why these settings:
   server's CPU. So each process checkpoints every ``CHECKPOINT_EVERY``
   writes itself: ``PASSIVE`` copies the WAL back without stopping anyone,
   then ``RESTART`` holds writers back for the few pages written meanwhile
-  and rewinds the WAL, waiting at most ``CHECKPOINT_WAIT``. While a long
-  read keeps the WAL from being rewound, that wait would hold every writer
-  back each time, so a process that could not rewind tries again only
-  after ``CHECKPOINT_BACKOFF``. SQLite's own checkpoint stays on, at
-  ``AUTOCHECKPOINT_PAGES``, for large writes.
+  and rewinds the WAL, waiting at most a few milliseconds
+  (``sqlite_wait_briefly``). While a long read keeps the WAL from being
+  rewound, that wait would hold every writer back each time, so a process
+  that could not rewind tries again only after ``CHECKPOINT_BACKOFF``.
+  SQLite's own checkpoint stays on (``sqlite_autocheckpoint``) for large
+  writes.
+
+The statements are in queries/sqlite.sql: pragmas take no parameters, so
+the numbers they set are written there.
 """
 
 from __future__ import annotations
@@ -39,31 +43,48 @@ from typing import Any
 
 from stq.errors import StoreUnavailable
 from stq.store.dialect import SCHEMA_VERSION, Dialect, create_schema
+from stq.store.statements import Name, named
 
-#: Seconds a connection waits for another one's write lock before giving up.
+#: Seconds a connection waits for another one's write lock before giving up
+#: (also set, in milliseconds, by ``sqlite_wait_long``).
 BUSY_TIMEOUT = 30.0
 #: Write commits of one process between two of its checkpoints.
 CHECKPOINT_EVERY = 100
 #: Seconds before a process tries again after a checkpoint that could not rewind the
-#: WAL (a long read holds it): each try holds writers back for up to CHECKPOINT_WAIT.
+#: WAL (a long read holds it): each try holds writers back for ``sqlite_wait_briefly``.
 CHECKPOINT_BACKOFF = 0.5
-#: Seconds a checkpoint waits for the current writer and readers before giving up.
-CHECKPOINT_WAIT = 0.005
-#: WAL pages at which SQLite checkpoints on its own: after a large write (a big
-#: submit), or if ours keep failing.
-AUTOCHECKPOINT_PAGES = 10_000
+
+
+def _named(name: str) -> Name:
+    return named(name, dialect="sqlite")
+
+
+BEGIN_IMMEDIATE = _named("sqlite_begin_immediate")
+DATA_VERSION = _named("sqlite_data_version")
+USER_VERSION = _named("sqlite_user_version")
+STAMP_SCHEMA = _named("sqlite_stamp_schema")
+WAIT_LONG = _named("sqlite_wait_long")
+WAIT_BRIEFLY = _named("sqlite_wait_briefly")
+JOURNAL_WAL = _named("sqlite_journal_wal")
+CHECKPOINT_PASSIVE = _named("sqlite_checkpoint_passive")
+CHECKPOINT_RESTART = _named("sqlite_checkpoint_restart")
+#: Run on every new connection after it waits for locks and is in WAL mode.
+SET_UP = (
+    _named("sqlite_synchronous_normal"),  # safe in WAL: see the module docstring
+    _named("sqlite_autocheckpoint"),
+    _named("sqlite_foreign_keys"),
+)
 
 
 class SqliteDialect(Dialect):
     """SQLite through the standard library's ``sqlite3``."""
 
     name = "sqlite"
-    begin_write = "BEGIN IMMEDIATE"
-    begin_exclusive = "BEGIN IMMEDIATE"
+    begin_write = BEGIN_IMMEDIATE
+    begin_exclusive = BEGIN_IMMEDIATE
     serial_writes = True
-    begin_read = "BEGIN DEFERRED"
+    begin_read = _named("sqlite_begin_deferred")
     unavailable_errors = (sqlite3.OperationalError, sqlite3.DatabaseError)
-    ids_query = "SELECT value FROM json_each(?)"
 
     def __init__(self, path: str):
         self.path = path
@@ -81,9 +102,9 @@ class SqliteDialect(Dialect):
         except sqlite3.Error as ex:
             raise StoreUnavailable(f"Cannot open the SQLite store {self.path!r}: {ex}") from ex
         try:
-            _set_up(conn)
+            self._set_up(conn)
             if not self._schema_ready:
-                _ensure_schema(conn)
+                self._ensure_schema(conn)
                 self._schema_ready = True
         except sqlite3.Error as ex:
             conn.close()
@@ -96,43 +117,48 @@ class SqliteDialect(Dialect):
     def ids_param(self, ids: Sequence[int]) -> str:
         return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
-    def use_index(self, index: str) -> str:
-        # Without statistics SQLite prefers an equality on `state` over a partial index.
-        return f" INDEXED BY {index}"
-
     def after_write(self, conn: sqlite3.Connection) -> None:
         """Every ``CHECKPOINT_EVERY`` writes of this process, empty and rewind the WAL."""
         if next(self._writes) % CHECKPOINT_EVERY or self.clock() < self._next_try:
             return
         rewound = False
         try:
-            _wait_for_locks(conn, CHECKPOINT_WAIT)
+            self.execute(conn, WAIT_BRIEFLY)
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+                self.execute(conn, CHECKPOINT_PASSIVE).fetchone()
+                busy = self.execute(conn, CHECKPOINT_RESTART).fetchone()[0]
                 rewound = not busy
             finally:
-                _wait_for_locks(conn, BUSY_TIMEOUT)
+                self.execute(conn, WAIT_LONG)
         except sqlite3.Error:
             pass  # housekeeping: the write is committed whatever this says
         self._next_try = 0.0 if rewound else self.clock() + CHECKPOINT_BACKOFF
 
     def change_marker(self, borrow: Callable[[], AbstractContextManager[Any]]) -> object:
         with borrow() as conn:
-            return conn.execute("PRAGMA data_version").fetchone()[0]
+            return self.execute(conn, DATA_VERSION).fetchone()[0]
 
+    def _set_up(self, conn: sqlite3.Connection) -> None:
+        self.execute(conn, WAIT_LONG)
+        _with_retry(lambda: self.execute(conn, JOURNAL_WAL).fetchone())
+        for name in SET_UP:
+            self.execute(conn, name)
 
-def _wait_for_locks(conn: sqlite3.Connection, seconds: float) -> None:
-    """How long ``conn`` waits for another connection's lock before 'database is locked'."""
-    conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    def _user_version(self, conn: sqlite3.Connection) -> int:
+        return int(self.execute(conn, USER_VERSION).fetchone()[0])
 
-
-def _set_up(conn: sqlite3.Connection) -> None:
-    _wait_for_locks(conn, BUSY_TIMEOUT)
-    _with_retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-    conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL: see the module docstring
-    conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-    conn.execute("PRAGMA foreign_keys = ON")
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the schema once; safe when several processes start on a new file at once."""
+        if self._user_version(conn) == SCHEMA_VERSION:
+            return
+        create_schema(
+            conn,
+            self,
+            resource="sqlite.sql",
+            begin=BEGIN_IMMEDIATE,
+            read_version=self._user_version,
+            stamp=(STAMP_SCHEMA, ()),
+        )
 
 
 def _with_retry(action: Any, tries: int = 50) -> Any:
@@ -145,20 +171,3 @@ def _with_retry(action: Any, tries: int = 50) -> Any:
                 raise
             time.sleep(0.05)  # bounded: only on a fresh file opened by several processes at once
     return None
-
-
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the schema once; safe when several processes start on a new file at once."""
-    if _user_version(conn) == SCHEMA_VERSION:
-        return
-    create_schema(
-        conn,
-        resource="sqlite.sql",
-        begin=["BEGIN IMMEDIATE"],
-        read_version=_user_version,
-        stamp=lambda version: f"PRAGMA user_version = {int(version)}",
-    )

@@ -23,26 +23,19 @@ from __future__ import annotations
 from stq.errors import Conflict
 from stq.store import records
 from stq.store.base import IDEMPOTENCY_WINDOW, Idempotency
+from stq.store.statements import named
 from stq.store.tx import Tx
 
 #: Expired keys (other than the one submitted) deleted by one keyed submit.
 CLEANUP_BATCH = 100
 
-FORGET_EXPIRED_KEY = "DELETE FROM submission WHERE idempotency_key = ? AND created <= ?"
-FORGET_EXPIRED = """
-DELETE FROM submission WHERE idempotency_key IN (
-       SELECT idempotency_key FROM submission WHERE created <= ?
-        ORDER BY created LIMIT ?{skip_locked})
-"""
-#: Returns a row only when this transaction took the key.
-TAKE_KEY = (
-    "INSERT INTO submission (idempotency_key, body_sha256, created) VALUES (?, ?, ?) "
-    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
-)
-FIND_KEY = "SELECT body_sha256, workflow_id FROM submission WHERE idempotency_key = ?"
-BIND_KEY = "UPDATE submission SET workflow_id = ? WHERE idempotency_key = ?"
+FORGET_EXPIRED_KEY = named("forget_expired_key")
+FORGET_EXPIRED_KEYS = named("forget_expired_keys")
+TAKE_KEY = named("take_key")
+FIND_KEY = named("find_key")
+BIND_KEY = named("bind_key")
 #: Run by ``delete_workflow`` before the workflow row goes (the foreign key).
-FORGET_WORKFLOW = "DELETE FROM submission WHERE workflow_id = ?"
+FORGET_WORKFLOW_KEYS = named("forget_workflow_keys")
 
 
 def take(tx: Tx, once: Idempotency) -> int | None:
@@ -54,8 +47,7 @@ def take(tx: Tx, once: Idempotency) -> int | None:
     """
     cutoff = tx.now - IDEMPOTENCY_WINDOW
     tx.run(FORGET_EXPIRED_KEY, (once.key, cutoff))
-    forget = FORGET_EXPIRED.format(skip_locked=tx.dialect.skip_locked)
-    tx.run(forget, (cutoff, CLEANUP_BATCH))
+    tx.run(FORGET_EXPIRED_KEYS, (cutoff, CLEANUP_BATCH))
     for _ in range(2):
         if tx.one(TAKE_KEY, (once.key, once.body_sha256, tx.now)) is not None:
             return None

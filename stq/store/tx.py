@@ -5,7 +5,8 @@ the transaction's ``now``, and collects what is settled at the end: counter
 moves (``shift``), whether to wake waiting claims, and the statements the
 dialect sends with the COMMIT. Kept apart from the rules so that every
 module of rules (``transitions``, ``dependents``, ``claim``...) can use it
-without importing another.
+without importing another. It runs named statements only (``statements.named``),
+always with parameters: values never become SQL text.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stq.model import TaskState
-from stq.store.dialect import Dialect
+from stq.store.dialect import Call, Dialect
+from stq.store.statements import Name
 
 
 @dataclass
 class Tx:
-    """An open transaction: run statements in the dialect's parameter style.
+    """An open transaction: run named statements in the dialect's parameter style.
 
     ``moves`` holds the counter deltas per workflow until ``apply_counts``;
     ``wake`` says a task may have become claimable, so waiting claims on
@@ -34,50 +36,37 @@ class Tx:
     now: float
     moves: dict[int, dict[TaskState, int]] = field(default_factory=dict)
     wake: bool = False
-    tail: list[str] = field(default_factory=list)
-    after: list[str] = field(default_factory=list)
+    tail: list[Call] = field(default_factory=list)
+    after: list[Call] = field(default_factory=list)
     checked: list[Any] = field(default_factory=list)
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self.dialect.sql(sql), params)
+    def run(self, name: Name, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.dialect.queries[name], params)
 
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.run(sql, params).fetchone()
+    def one(self, name: Name, params: Sequence[Any] = ()) -> Any:
+        return self.run(name, params).fetchone()
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self.run(sql, params).fetchall()
+    def all(self, name: Name, params: Sequence[Any] = ()) -> list[Any]:
+        return self.run(name, params).fetchall()
 
-    def count(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def count(self, name: Name, params: Sequence[Any] = ()) -> int:
         """Run an UPDATE; how many rows it changed.
 
         (sqlite3 knows ``rowcount`` only for a statement that starts with
         UPDATE, INSERT, DELETE or REPLACE: write a CTE inside, not before.)
         """
-        return int(self.run(sql, params).rowcount)
+        return int(self.run(name, params).rowcount)
 
-    def defer(self, sql: str, ints: Sequence[int] = ()) -> None:
-        """Run ``sql`` with the COMMIT where the dialect batches it, else now."""
+    def defer(self, name: Name, params: Sequence[Any] = ()) -> None:
+        """Run the statement with the COMMIT where the dialect batches it, else now."""
         if self.dialect.batches_commit:
-            self.tail.append(inline(sql, ints))
+            self.tail.append((name, params))
         else:
-            self.run(sql, ints)
+            self.run(name, params)
 
-    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Run ``sql`` for each row; an iterator keeps 100,000 rows out of memory."""
-        self.conn.cursor().executemany(self.dialect.sql(sql), rows)
-
-
-def inline(sql: str, ints: Sequence[int]) -> str:
-    """``sql`` with its ``?`` parameters written in as integer literals.
-
-    For the statements a dialect batches with the COMMIT, which must carry
-    no parameters; only integers are accepted, so nothing can be injected.
-    """
-    pieces = sql.split("?")
-    text = [pieces[0]]
-    for value, piece in zip(ints, pieces[1:], strict=True):
-        text += [str(int(value)), piece]
-    return "".join(text)
+    def many(self, name: Name, rows: Iterable[Sequence[Any]]) -> None:
+        """Run the statement for each row; an iterator keeps 100,000 rows out of memory."""
+        self.conn.cursor().executemany(self.dialect.queries[name], rows)
 
 
 def shift(tx: Tx, workflow_id: int, old: TaskState, new: TaskState, count: int = 1) -> None:

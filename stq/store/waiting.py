@@ -17,13 +17,12 @@ from typing import Any
 
 from stq.model import Attempt, Task, TaskState, WaitingFor, WaitKind
 from stq.store import records, runners
+from stq.store.statements import named
 from stq.store.tx import Tx
 
-#: The task columns ``records.TASK_COLUMNS`` is followed by in a read that tells waits.
-WAIT_COLUMNS = "pending_deps, ready_at"
 #: Dependencies not yet terminal named at most; the rest are counted.
 MAX_NAMED = 20
-TASK_STATES = "SELECT name, state FROM task WHERE workflow_id = ?"
+TASK_STATES = named("task_states")
 _UNFINISHED = tuple(s.value for s in TaskState if not s.terminal)
 
 
@@ -39,7 +38,7 @@ class Waits:
     def tasks(
         self, rows: Iterable[Sequence[Any]], attempts: tuple[Attempt, ...] | None = None
     ) -> Iterable[Task]:
-        """Task records for rows of ``TASK_COLUMNS, WAIT_COLUMNS``, each with its wait."""
+        """Task records for rows of ``{read_columns}`` (queries/reads.sql), each with its wait."""
         for row in rows:
             task = records.task_from_row(row, attempts)
             if task.state == TaskState.TODO:

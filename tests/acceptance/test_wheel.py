@@ -1,4 +1,5 @@
-"""The built wheel carries the schema: ``stq validate`` works from a fresh install.
+"""The built wheel carries its data files: ``stq validate`` works from a fresh install,
+and a store opens there (its schema and its named SQL are read from the package).
 
 The wheel is built with ``python -m build`` (offline with ``--no-isolation``
 when hatchling is already installed), installed without dependencies into a
@@ -65,9 +66,19 @@ def _fresh_venv(where: Path, wheel: Path) -> Path:
     return where / "bin"
 
 
+#: Opens a SQLite store in the current directory and reads from it.
+_OPEN_STORE = (
+    "from stq.store import open_store; s = open_store('stq.db'); "
+    "print(len(s.list_workflows())); s.close()"
+)
+
+
 def test_installed_wheel_validates_an_example(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path / "dist")
-    assert "stq/schemas/workflow.schema.json" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "stq/schemas/workflow.schema.json" in names
+    queries = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "stq/store").rglob("*.sql"))
+    assert queries and set(queries) <= set(names)
     bindir = _fresh_venv(tmp_path / "venv", wheel)
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -79,6 +90,14 @@ def test_installed_wheel_validates_an_example(tmp_path: Path) -> None:
         text=True,
     ).stdout
     assert where.startswith(str(tmp_path / "venv")), where
+    opened = subprocess.run(
+        [str(bindir / "python"), "-c", _OPEN_STORE],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert opened.returncode == 0 and opened.stdout == "0\n", opened.stdout + opened.stderr
     done = subprocess.run(
         [str(bindir / "stq"), "validate", "-v", str(EXAMPLES / "word-count.yaml")],
         cwd=work,

@@ -53,7 +53,7 @@ def _restarts(store: SqlStore) -> list[str]:
     """The ``RESTART`` checkpoints the store's connection runs from now on (one thread
     writing alone borrows the same pooled connection each time)."""
     seen: list[str] = []
-    with store._borrow() as conn:
+    with store._db.borrow() as conn:
         conn.set_trace_callback(
             lambda sql: seen.append(sql) if "wal_checkpoint(RESTART)" in sql else None
         )

@@ -527,20 +527,21 @@ def test_claim_reads_one_index_entry_not_a_scan(tmp_path: Path, clock: FakeClock
     import sqlite3
 
     from stq.store import claim
+    from stq.store.statements import for_dialect
 
     store = _open_sqlite(tmp_path, clock)
     store.close()
+    queries = for_dialect("sqlite")
     conn = sqlite3.connect(tmp_path / "stq.db")
     try:
-        plain = claim.FIRST_PLAIN.format(hint=" INDEXED BY task_claimable_plain")
-        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + plain, (0,))]
-        assert plan == ["SCAN task USING INDEX task_claimable_plain"]
-        hint = " INDEXED BY task_claimable_labelled"
-        first = claim.FIRST_LABELLED.format(hint=hint)
-        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + first, (0, "[]"))]
-        assert plan == ["SEARCH task USING INDEX task_claimable_labelled (labels=?)"]
-        sets = claim.LABEL_SETS.format(hint=hint)
-        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sets)]
+        for plain in (claim.FIRST_PLAIN, claim.TAKE_PLAIN):
+            plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + queries[plain], (0,))]
+            assert plan == ["SCAN task USING INDEX task_claimable_plain"]
+        for first in (claim.FIRST_LABELLED, claim.TAKE_LABELLED):
+            explain = "EXPLAIN QUERY PLAN " + queries[first]
+            plan = [row[3] for row in conn.execute(explain, (0, "[]"))]
+            assert plan == ["SEARCH task USING INDEX task_claimable_labelled (labels=?)"]
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + queries[claim.LABEL_SETS])]
         assert not any(step.startswith("SCAN task") for step in plan), plan
     finally:
         conn.close()
@@ -690,7 +691,7 @@ def test_a_workflow_whose_settle_was_lost_is_settled_when_read(
     wid = store.submit_workflow(wf(t("a"))).id
     claim = store.claim_attempt("r1", [])
     assert claim is not None
-    with store._tx(store.dialect.begin_write) as tx:  # the completion, without any settle
+    with store._db.transaction(store.dialect.begin_write) as tx:  # no settle after it
         reports.report(tx, parse_id("a", claim.attempt_id), OK)
         tx.dialect = _NoSettle(tx.dialect)
         transitions.apply_counts(tx)
@@ -892,8 +893,9 @@ def test_a_repeat_waits_for_the_first_submit_of_its_key(
 
 
 def _keys(store: SqlStore) -> list[str]:
-    with store._tx(store.dialect.begin_read) as tx:
-        return [row[0] for row in tx.all("SELECT idempotency_key FROM submission ORDER BY 1")]
+    with store._db.transaction(store.dialect.begin_read) as tx:
+        rows = tx.conn.execute("SELECT idempotency_key FROM submission ORDER BY 1")
+        return [row[0] for row in rows]
 
 
 class _FirstSubmit:
