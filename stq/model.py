@@ -197,6 +197,8 @@ class Task:
     run_if: RunIf = RunIf.ON_SUCCESS
     matrix: Mapping[str, str] | None = None
     matrix_of: str | None = None
+    #: Attempts since the last retry gave the task a fresh ``max_attempts`` budget.
+    attempts_this_round: int = 0
 
 
 @dataclass(frozen=True, slots=True)

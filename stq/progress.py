@@ -303,11 +303,18 @@ def reason_text(task: dict, last: dict | None) -> str:
     return str(last.get("status") or "")
 
 
+def attempts_cell(task: dict) -> str:
+    """Attempts in all, and after a retry how many of them are since (its fresh budget)."""
+    total = task.get("attempts_used", 0)
+    this_round = task.get("attempts_this_round", total)
+    return str(total) if this_round == total else f"{total} ({this_round} since retry)"
+
+
 def _task_cells(task: dict, lasts: dict[str, dict]) -> tuple[str, Any, str, str]:
     """The ``TASK_COLUMNS`` cells of one task, the same in every task table."""
     return (
         state_text(task),
-        task.get("attempts_used", 0),
+        attempts_cell(task),
         _secs(seconds_between(task.get("started"), task.get("finished"))),
         reason_text(task, lasts.get(task["id"])),
     )

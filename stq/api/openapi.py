@@ -70,7 +70,11 @@ def _records() -> dict[str, Any]:
                 "upstream_failed or cancelled (failed), skipped (completed)",
             },
             "depends_on": {"type": "array", "items": _STR},
-            "attempts_used": {"type": "integer"},
+            "attempts_used": {"type": "integer", "description": "Attempts in all"},
+            "attempts_this_round": {
+                "type": "integer",
+                "description": "Attempts since the last retry, against max_attempts",
+            },
             "waiting_for": {"oneOf": [{"type": "null"}, _ref("WaitingFor")]},
             "attempts": {"type": "array", "items": _ref("Attempt")},
             "description": _NSTR,
@@ -86,7 +90,7 @@ def _records() -> dict[str, Any]:
             "matrix_of": {**_NSTR, "description": "The matrix task it is an expansion of"},
         },
         ["id", "workflow_id", "name", "state", "reason", "depends_on", "attempts_used",
-         "description", "run_if", "matrix", "matrix_of"],
+         "attempts_this_round", "description", "run_if", "matrix", "matrix_of"],
     )  # fmt: skip
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
     workflow = _obj(

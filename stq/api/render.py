@@ -63,6 +63,7 @@ def task(rec: Task) -> dict[str, Any]:
         "reason": _value(rec.reason),
         "depends_on": list(rec.depends_on),
         "attempts_used": rec.attempts_used,
+        "attempts_this_round": rec.attempts_this_round,
         "max_attempts": rec.max_attempts,
         "priority": rec.priority,
         "labels": list(rec.labels),

@@ -139,6 +139,7 @@ def task_from_row(row: Sequence[Any], attempts: tuple[Attempt, ...] | None = Non
         run_if=_RUN_IF[row[17]],
         matrix=load_mapping(row[18]),
         matrix_of=row[19],
+        attempts_this_round=row[20],
     )
 
 

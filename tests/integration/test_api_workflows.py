@@ -160,13 +160,20 @@ def test_retry_puts_failed_tasks_back_and_keeps_history(api: Api) -> None:
     }
     body = api.get(f"/api/v1/workflows/{wid}").json
     assert body["state"] == "failed" and body["tasks"][1]["reason"] == "upstream_failed"
+    assert api.task(first["task_id"])["attempts_this_round"] == 1
     retried = api.post(f"/api/v1/workflows/{wid}/retry").json
     assert [t["state"] for t in retried["tasks"]] == ["todo", "todo"]
+    # a fresh budget: no attempt this round yet, one in all
+    assert [(t["attempts_this_round"], t["attempts_used"]) for t in retried["tasks"]] == [
+        (0, 1),
+        (0, 0),
+    ]
     second = api.claim()
     assert second["task_id"] == first["task_id"] and second["attempt_number"] == 2
     task = api.task(first["task_id"])
     assert [a["number"] for a in task["attempts"]] == [1, 2]
     assert task["attempts"][0]["status"] == "failed"
+    assert (task["attempts_this_round"], task["attempts_used"]) == (1, 2)
 
 
 def test_a_filter_given_twice_is_refused(api: Api) -> None:

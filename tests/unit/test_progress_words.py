@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stq.progress import SHOWN, counts_line, reason_text, table, workflow_state
+from stq.progress import SHOWN, attempts_cell, counts_line, reason_text, table, workflow_state
 
 
 def test_done_counts_every_terminal_task_and_says_how_many_failed() -> None:
@@ -48,3 +48,17 @@ def test_a_long_reason_gives_way_before_the_name_and_the_table_fits() -> None:
     text = table(("TASK", "STATE", "REASON"), rows, width=60, give_way=((-1, 17), (0, 8)))
     assert all(len(line) <= 60 for line in text.splitlines())
     assert "a-rather-long-task-name" in text and text.endswith("~")
+
+
+@pytest.mark.parametrize(
+    ("task", "said"),
+    [
+        ({"attempts_used": 0, "attempts_this_round": 0}, "0"),
+        ({"attempts_used": 3, "attempts_this_round": 3}, "3"),
+        ({"attempts_used": 2, "attempts_this_round": 1}, "2 (1 since retry)"),
+        ({"attempts_used": 1, "attempts_this_round": 0}, "1 (0 since retry)"),
+        ({"attempts_used": 2}, "2"),  # a server that does not count rounds
+    ],
+)
+def test_attempts_say_how_many_since_a_retry(task: dict, said: str) -> None:
+    assert attempts_cell(task) == said

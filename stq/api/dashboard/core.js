@@ -269,36 +269,14 @@ const StqCore = (() => {
 
   /**
    * A task's attempts: ``round`` of this round's ``budget`` (``max_attempts``, fresh at each
-   * retry) and ``total`` of all rounds. The API gives only the total (``attempts_used``),
-   * so the round is counted from the attempts (or, in a list, from the total): a round
-   * ends when its budget is used up or its attempt completed or was cancelled, and a task
-   * back in To Do after such an end is in a fresh round. A round that ended with no
-   * attempt of its own (cancelled while waiting to retry) leaves no trace, so after such a
-   * retry the round's count can include the attempts of the round before.
+   * retry) and ``total`` of all rounds, as the server counts them (an older server that
+   * does not count rounds has them all counted as this round's).
    */
   function attemptCounts(task) {
     const budget = task.max_attempts || 1;
-    const attempts = task.attempts ? [...task.attempts].sort((a, b) => a.number - b.number) : null;
-    const total = attempts ? attempts.length : task.attempts_used || 0;
-    let round = 0;
-    let ended = false;
-    for (let i = 0; i < total; i++) {
-      if (ended) round = 0;
-      round += 1;
-      ended = round >= budget || (attempts !== null && closesRound(attempts[i], attempts[i + 1]));
-    }
-    if (ended && task.state === 'todo') round = 0;
+    const total = task.attempts_used || 0;
+    const round = task.attempts_this_round ?? total;
     return { round, budget, total };
-  }
-
-  /**
-   * Whether attempt ``a`` ended its round short of the budget: it completed or was
-   * cancelled, and the next attempt (if any) started after it ended, so after a retry
-   * (a late success that ends after a newer attempt started ends no round).
-   */
-  function closesRound(a, next) {
-    if (a.status !== 'completed' && a.reason !== 'cancelled') return false;
-    return !next || (ms(next.started) ?? 0) >= (ms(a.finished) ?? Infinity);
   }
 
   /** "1 of 1 this round, 2 in all"; "1 of 3" while all attempts are of this round. */

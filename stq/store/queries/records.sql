@@ -4,7 +4,7 @@
 -- The columns of a Task record, in the order records.task_from_row reads them.
 id, workflow_id, name, state, reason, depends_on, attempts_used, command, duration,
 max_attempts, labels, priority, created, started, finished, runner,
-description, run_if, matrix, matrix_of
+description, run_if, matrix, matrix_of, attempts_used - budget_base
 
 -- fragment: count_columns
 -- A workflow's count of tasks in each state (TaskState order), selected FROM workflow.
