@@ -1,11 +1,14 @@
-"""One exception tree for STQ.
+"""One exception tree for STQ, and the one table of the API's error answers.
 
 Every error that can reach a user is an ``StqError``: it carries a stable
 ``code`` (the ``error.code`` of the HTTP error body), the HTTP status the API
-answers with, and the CLI exit code. The API has exactly one handler that maps
-these to the API's error body (docs/api.md); the CLI has exactly one place that turns them
-into a line and an exit code. A subclass without a message falls back to its
-docstring, so raising ``NotFound()`` still says something useful.
+answers with, and the CLI exit code. The classes the API answers with are
+listed once (``ANSWERED``): the server's one error handler reads a status's
+code there (falcon's own 404 and 405 included), and the client turns an
+error answer back into its class through it, so the two cannot drift apart.
+The CLI has exactly one place that turns an error into a line and an exit
+code. A subclass without a message falls back to its docstring, so raising
+``NotFound()`` still says something useful.
 """
 
 from __future__ import annotations
@@ -63,8 +66,13 @@ class StqError(Exception):
         super().__init__(self.message)
 
     def as_body(self) -> dict[str, Any]:
-        """the API's error body (docs/api.md)."""
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        """The API's error body (docs/api.md)."""
+        return error_body(self.code, self.message, self.details)
+
+
+def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    """The API's error body: ``{"error": {"code", "message", "details"}}``, whatever failed."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
 
 
 class BadRequest(StqError):
@@ -98,6 +106,13 @@ class NotFound(StqError):
     http_status = 404
 
 
+class MethodNotAllowed(StqError):
+    """This path does not take that method."""
+
+    code = "method_not_allowed"
+    http_status = 405
+
+
 class RequestTimeout(StqError):
     """The request body arrived too slowly: it must keep coming at 1 KiB/s or more."""
 
@@ -110,6 +125,13 @@ class Conflict(StqError):
 
     code = "conflict"
     http_status = 409
+
+
+class LengthRequired(StqError):
+    """The request body needs a Content-Length."""
+
+    code = "length_required"
+    http_status = 411
 
 
 class PayloadTooLarge(StqError):
@@ -155,6 +177,31 @@ class StoreUnavailable(StqError):
     code = "store_unavailable"
     http_status = 503
     exit_code = EXIT_USAGE
+
+
+#: Every error the API answers with, one class a status: the table the server's
+#: handler and the client both read (docs/api.md lists it).
+ANSWERED: tuple[type[StqError], ...] = (
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    Conflict,
+    LengthRequired,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MisdirectedRequest,
+    WorkflowInvalid,
+    StoreUnavailable,
+)
+_BY_STATUS = {cls.http_status: cls for cls in ANSWERED}
+
+
+def answered_for(status: int) -> type[StqError] | None:
+    """The class the API answers ``status`` with, if that status is one of its own."""
+    return _BY_STATUS.get(status)
 
 
 class UsageError(StqError):

@@ -1,8 +1,9 @@
 """The single error handler: everything that goes wrong answers the API's error body (docs/api.md).
 
 ``{"error": {"code", "message", "details"}}`` for StqError, for falcon's own
-HTTPErrors (its 404 for unknown routes, 405, 400 for bad query parameters) and
-for unexpected exceptions (500, traceback logged, never an HTML page).
+HTTPErrors (its 404 for unknown routes, 405, 400 for bad query parameters),
+coded by the one table of ``stq.errors``, and for unexpected exceptions (500,
+traceback logged, never an HTML page).
 """
 
 from __future__ import annotations
@@ -13,45 +14,29 @@ from typing import Any
 
 import falcon
 
-from stq.errors import StqError
+from stq.errors import StqError, answered_for, error_body
 
 log = logging.getLogger("stq.api")
 
-_FALCON_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    411: "length_required",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    421: "misdirected_request",
-    422: "invalid_workflow",
-    503: "store_unavailable",
-}
-
-
-def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or []}}
-
 
 def code_for(status: int, title: str | None) -> str:
-    """The error body's ``code`` for an HTTP status: STQ's own name, else the title's words."""
-    return _FALCON_CODES.get(status) or re.sub(r"\W+", "_", str(title or status)).lower()
+    """The error body's ``code`` for an HTTP status: STQ's own, else the title's words."""
+    known = answered_for(status)
+    return known.code if known else re.sub(r"\W+", "_", str(title or status)).lower()
+
+
+#: What falcon's routing errors say, which come without a description: its 404 is
+#: about the path (an unknown id has its own message), its 405 about the method.
+_ROUTING_MESSAGES = {
+    404: "No such resource.",
+    405: "That method is not allowed on this path.",
+}
 
 
 def _http_error_body(exc: falcon.HTTPError) -> tuple[int, dict[str, Any]]:
     status = exc.status_code
-    code = code_for(status, exc.title)
-    message = exc.description or exc.title or str(status)
-    if status == 404 and not exc.description:
-        message = "No such resource."
-    if status == 405 and not exc.description:
-        message = "That method is not allowed on this path."
-    return status, error_body(code, message)
+    message = exc.description or _ROUTING_MESSAGES.get(status) or exc.title or str(status)
+    return status, error_body(code_for(status, exc.title), message)
 
 
 def handle(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict) -> None:

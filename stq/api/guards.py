@@ -16,8 +16,8 @@ connection; other WSGI servers close on the header.
   ``GET``/``HEAD`` of ``/api/v1/health`` (load balancers probe it),
   ``/api/v1/openapi.json`` and the dashboard's static files (they hold no
   data; the page asks for the token itself).
-* The 16 MiB body limit: refused from ``Content-Length`` (413), and enforced
-  again while reading (a chunked body has no length).
+* The 16 MiB body limit (``stq.body_limit``): refused from ``Content-Length``
+  (413), and enforced again while reading (a chunked body has no length).
 * A body must be JSON (``text/plain`` for output posts), else 415: a page
   can post ``text/plain`` or a form anywhere without asking, never JSON.
 * A body read off the client's socket must keep arriving (``body_rate``).
@@ -34,11 +34,11 @@ from urllib.parse import urlsplit
 import falcon
 
 from stq.api.body_rate import BodyRate, PacedInput, Watchdog
+from stq.body_limit import check_body_size
 from stq.errors import (
     BadRequest,
     Forbidden,
     MisdirectedRequest,
-    PayloadTooLarge,
     StqError,
     Unauthorized,
     UnsupportedMediaType,
@@ -124,8 +124,7 @@ class Guard:
 
     def _check_body(self, req: falcon.Request, length: int) -> None:
         """413 for a declared length over the limit, 415 for a body of the wrong type."""
-        if length > self._max_body:
-            raise PayloadTooLarge(f"The request body is over the {self._max_body} byte limit.")
+        check_body_size(length, limit=self._max_body)
         if not _media_ok(req):
             want = _media_wanted(req)
             raise UnsupportedMediaType(
@@ -256,8 +255,7 @@ def read_body(req: falcon.Request, max_body: int = MAX_BODY_BYTES) -> bytes:
     total = 0
     while chunk := _read_chunk(stream):
         total += len(chunk)
-        if total > max_body:
-            raise PayloadTooLarge(f"The request body is over the {max_body} byte limit.")
+        check_body_size(total, limit=max_body)
         parts.append(chunk)
         if total == length:
             break  # all that was declared: no read to find the end

@@ -20,9 +20,8 @@ from typing import Any
 from stq.gc_pause import gc_paused
 from stq.loader.locate import Locator
 from stq.loader.normalize import env_text
-from stq.loader.pipeline import Params, check, parse_text, read_file, refuse
+from stq.loader.pipeline import Params, check, parse_text, read_file, within_limit
 from stq.model import WorkflowSpec
-from stq.settings import MAX_BODY_BYTES
 
 
 def submit_body(path: str | os.PathLike[str], params: Params = None) -> tuple[WorkflowSpec, bytes]:
@@ -38,12 +37,12 @@ def submit_body(path: str | os.PathLike[str], params: Params = None) -> tuple[Wo
         body = json.dumps(
             _as_sent(where), separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode("utf-8")
-    if len(body) > MAX_BODY_BYTES:
-        raise refuse(
-            filename,
-            f"the workflow as JSON is {len(body)} bytes, more than the server's limit of "
-            f"{MAX_BODY_BYTES} bytes; use fewer aliases, or defaults for what tasks repeat",
-        )
+    within_limit(
+        filename,
+        len(body),
+        f"The workflow as JSON ({len(body)} bytes)",
+        " Use fewer aliases, or defaults for what tasks repeat.",
+    )
     return spec, body
 
 

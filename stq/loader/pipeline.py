@@ -14,7 +14,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from stq.errors import Problem, WorkflowInvalid
+from stq.body_limit import check_body_size
+from stq.errors import PayloadTooLarge, Problem, WorkflowInvalid
 from stq.loader.checks import content_problems
 from stq.loader.graph import graph_problems
 from stq.loader.locate import Locator
@@ -26,7 +27,7 @@ from stq.loader.yaml_source import YamlError, parse_yaml
 from stq.model import WorkflowSpec
 from stq.settings import MAX_BODY_BYTES
 
-#: Largest workflow file accepted, the same as the API's largest body.
+#: Largest workflow file accepted: the API's largest body, as ``within_limit`` checks.
 MAX_FILE_BYTES = MAX_BODY_BYTES
 
 Params = Mapping[str, str] | None
@@ -35,6 +36,17 @@ Params = Mapping[str, str] | None
 def refuse(filename: str, message: str, line: int = 1, col: int = 1) -> WorkflowInvalid:
     """One problem of the file as a whole (or at one place in it)."""
     return WorkflowInvalid([Problem(message, "", filename, line, col)])
+
+
+def within_limit(filename: str, size: int, what: str = "The file", hint: str = "") -> None:
+    """The body size rule (``stq.body_limit``) for ``size`` bytes, as a problem of the whole file.
+
+    ``what`` names what weighs ``size``; ``hint`` follows the message, a sentence of its own.
+    """
+    try:
+        check_body_size(size, what)
+    except PayloadTooLarge as ex:
+        raise refuse(filename, f"{ex.message}{hint}") from None
 
 
 def read_file(path: str | os.PathLike[str]) -> tuple[str, bytes]:
@@ -66,8 +78,7 @@ def _decode(data: bytes, filename: str) -> str:
 
 def parse_text(text: str | bytes, filename: str, params: Params) -> Locator:
     """The YAML (or JSON) text as a document that knows where each node is, params applied."""
-    if len(text) > MAX_FILE_BYTES:
-        raise refuse(filename, f"the file is larger than the limit of {MAX_FILE_BYTES} bytes")
+    within_limit(filename, len(text))
     if isinstance(text, bytes):
         text = _decode(text, filename)
     try:

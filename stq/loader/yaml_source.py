@@ -18,7 +18,9 @@ events and one iterative loop builds dicts, lists and scalars from them, so:
 
 from __future__ import annotations
 
+import re
 import sys
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +31,12 @@ from stq.settings import MAX_BODY_BYTES
 
 #: Deepest nesting of mappings and sequences accepted (a workflow needs about 5).
 MAX_DEPTH = 100
-#: The largest a file may be with every alias written out (docs/workflow-file.md): the size
-#: limit of a file and of the API's body. Counted as the file's own size plus, per
-#: alias, what its anchored node holds: the UTF-8 bytes of its scalars plus one per
-#: node (so a billion empty strings count too). A file without aliases is within it.
+#: The largest a file may be with every alias written out (docs/workflow-file.md): a
+#: rule of its own, weighed while parsing and located at the alias that passes it, with
+#: the number of the body limit (``stq.body_limit``): written out, the file must still
+#: fit where a file must. Counted as the file's own size plus, per alias, what its
+#: anchored node holds: the UTF-8 bytes of its scalars plus one per node (so a billion
+#: empty strings count too). A file without aliases is within it.
 MAX_EXPANDED_BYTES = MAX_BODY_BYTES
 _MIB = MAX_EXPANDED_BYTES // 2**20
 
@@ -87,8 +91,37 @@ class _Frame:
     merges: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _at(mark: Any) -> tuple[int, int]:
-    return mark.line + 1, mark.column + 1
+#: Characters libyaml ends a line at that editors do not.
+_YAML_ONLY_BREAKS = ("\x85", "\u2028", "\u2029")
+#: What ends a line for editors: LF, CRLF, or a CR alone (as libyaml reads them too).
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
+class _Positions:
+    """1-based line and column as editors count them: LF, CRLF or CR ends a line.
+
+    libyaml also ends lines at NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR,
+    so in a text holding one of those its marks' lines drift from the user's. There
+    a position is worked out from the mark's character index (a binary search over
+    where lines start); elsewhere the mark is read as it is, at no cost.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self._starts: list[int] | None = None
+        self.exact = not any(char in text for char in _YAML_ONLY_BREAKS)
+
+    def of_mark(self, mark: Any) -> tuple[int, int]:
+        if self.exact:
+            return mark.line + 1, mark.column + 1
+        return self.of_index(mark.index)
+
+    def of_index(self, index: int) -> tuple[int, int]:
+        """The line and column of character ``index`` of the text."""
+        if self._starts is None:
+            self._starts = [0, *(end.end() for end in _LINE_END.finditer(self.text))]
+        line = bisect_right(self._starts, index)
+        return line, index - self._starts[line - 1] + 1
 
 
 def _utf8_size(text: str) -> int:
@@ -117,8 +150,9 @@ def _unreadable(text: str, tag: str, tagged: bool) -> str:
 class _Builder:
     """Turns one stream of parser events into data plus ``Marks``."""
 
-    def __init__(self, filename: str, size: int):
+    def __init__(self, filename: str, size: int, positions: _Positions):
         self.filename = filename
+        self.positions = positions
         self.marks = Marks()
         self.stack: list[_Frame] = []
         #: anchor -> (value, weight): the node, and what each alias of it adds to ``expanded``
@@ -133,7 +167,7 @@ class _Builder:
         self.anchoring = 0
 
     def fail(self, mark: Any, message: str) -> YamlError:
-        line, col = _at(mark)
+        line, col = self.positions.of_mark(mark)
         return YamlError(Problem(message, "", self.filename, line, col))
 
     def run(self, events: Any) -> Any:
@@ -227,7 +261,7 @@ class _Builder:
     def start(self, event: Any) -> None:
         if len(self.stack) >= MAX_DEPTH:
             raise self.fail(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
-        line, col = _at(event.start_mark)
+        line, col = self.positions.of_mark(event.start_mark)
         if isinstance(event, yaml.MappingStartEvent):
             frame = _Frame({}, {}, line, col, event.anchor, self.weighed)
         else:
@@ -270,7 +304,7 @@ class _Builder:
     ) -> None:
         """Place a finished node in its parent, or make it the document."""
         if at is None:
-            line, col = mark.line + 1, mark.column + 1
+            line, col = self.positions.of_mark(mark)
         else:
             line, col = at
         if not self.stack:
@@ -333,14 +367,9 @@ class _Builder:
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
-    """1-based line and column (in characters, as marks count) of a UTF-8 byte offset.
-
-    What precedes the offending character is YAML-clean, so ``splitlines`` breaks
-    it exactly where YAML does (``\n``, ``\r``, ``\r\n``, U+0085, U+2028, U+2029).
-    """
+    """The line and column of the character at UTF-8 byte ``offset`` of ``text``."""
     before = text.encode("utf-8", "surrogatepass")[:offset].decode("utf-8", "replace")
-    lines = (before + "x").splitlines()  # "x" stands for the character: a line of its own
-    return len(lines), len(lines[-1])
+    return _Positions(text).of_index(len(before))
 
 
 def _reader_problem(ex: yaml.reader.ReaderError, text: str, filename: str) -> Problem:
@@ -363,12 +392,13 @@ def _reader_problem(ex: yaml.reader.ReaderError, text: str, filename: str) -> Pr
 
 def parse_yaml(text: str, filename: str) -> tuple[Any, Marks]:
     """The document's data and the position of every node; ``YamlError`` when unusable."""
-    builder = _Builder(filename, _utf8_size(text))
+    positions = _Positions(text)
+    builder = _Builder(filename, _utf8_size(text), positions)
     try:
         root = builder.run(yaml.parse(text, Loader=yaml.CSafeLoader))
     except yaml.MarkedYAMLError as ex:
         mark = ex.problem_mark or ex.context_mark
-        line, col = _at(mark) if mark else (1, 1)
+        line, col = positions.of_mark(mark) if mark else (1, 1)
         what = ": ".join(part for part in (ex.context, ex.problem) if part)
         raise YamlError(Problem(f"not valid YAML: {what}", "", filename, line, col)) from None
     except yaml.reader.ReaderError as ex:

@@ -23,20 +23,15 @@ from urllib.parse import quote, urlencode
 
 from stq.errors import (
     EXIT_USAGE,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    MisdirectedRequest,
     NotFound,
     NotStqServer,
-    PayloadTooLarge,
     ServerUnreachable,
     StoreUnavailable,
     StqError,
     Unauthorized,
-    UnsupportedMediaType,
     UsageError,
     WorkflowInvalid,
+    answered_for,
 )
 from stq.errors import Problem as _Problem
 from stq.model import IDEMPOTENCY_HEADER
@@ -54,22 +49,6 @@ MIN_READ_TIMEOUT = 1.0
 #: Workflows asked for per page when every one is read (the server's largest page).
 PAGE = 1000
 T = TypeVar("T")
-
-#: The error an STQ error answer stands for, by status: each class names its own.
-_BY_STATUS: dict[int, type[StqError]] = {
-    cls.http_status: cls
-    for cls in (
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        Conflict,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        MisdirectedRequest,
-        StoreUnavailable,
-    )
-}
 
 
 class ServerError(StqError):
@@ -500,4 +479,4 @@ def _error(resp: http_lite.Response, error: dict[str, Any], url: str) -> StqErro
         ]
         return WorkflowInvalid(problems, message=message)
     default = ServerError if resp.status_code >= 500 else StqError
-    return _BY_STATUS.get(resp.status_code, default)(message, details)
+    return (answered_for(resp.status_code) or default)(message, details)

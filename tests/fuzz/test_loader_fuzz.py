@@ -77,12 +77,18 @@ def _mutate(draw: st.DrawFn, text: str, kind: str) -> str:
     return text[:pos] + (piece if kind == "replace" else "") + text[end:]
 
 
+LINE_END = re.compile("\r\n|\r|\n")
+LINE_END_BYTES = re.compile(b"\r\n|\r|\n")
+
+
 def _check(text: str | bytes) -> None:
     try:
         spec = load_workflow_text(text, FILE)
     except WorkflowInvalid as ex:
         assert ex.problems, "an error with no problem in it"
-        lines = (text.count("\n") if isinstance(text, str) else text.count(b"\n")) + 1
+        # lines as an editor counts them: LF, CRLF or a lone CR ends one
+        ends = LINE_END.findall(text) if isinstance(text, str) else LINE_END_BYTES.findall(text)
+        lines = len(ends) + 1
         for problem in ex.problems:
             assert LOCATED.match(str(problem)), str(problem)
             assert 1 <= problem.line <= lines + 1 and problem.col >= 1, str(problem)

@@ -11,6 +11,7 @@ import falcon
 import pytest
 from falcon import testing
 
+from stq.settings import MAX_BODY_BYTES
 from tests.integration import test_api_support as support
 from tests.integration.test_api_support import Api, workflow
 
@@ -18,6 +19,12 @@ api = support.api
 make_api = support.make_api
 
 BIG = 20 * 1024 * 1024
+#: What a 413 says, declared or chunked: the one wording of the body limit.
+OVER = {
+    "code": "payload_too_large",
+    "message": f"The request body is over the {MAX_BODY_BYTES} byte limit.",
+    "details": [],
+}
 JSON = {"Content-Type": "application/json"}
 PROTECTED = [
     ("GET", "/api/v1/workflows"),
@@ -62,7 +69,7 @@ def test_a_declared_20_mib_body_is_413(api: Api) -> None:
     body = b'{"name": "' + b"x" * BIG + b'"}'
     result = api.call("POST", "/api/v1/workflows", body=body)
     assert result.status_code == 413
-    assert result.json["error"]["code"] == "payload_too_large"
+    assert result.json["error"] == OVER
 
 
 class CountingStream(io.RawIOBase):
@@ -105,7 +112,7 @@ def test_a_chunked_20_mib_body_is_413_before_it_is_read_whole(api: Api) -> None:
     stream = CountingStream(BIG)
     status, body = _raw_call(api.client.app, _env(stream, None))
     assert status.startswith("413")
-    assert json.loads(body)["error"]["code"] == "payload_too_large"
+    assert json.loads(body)["error"] == OVER
     assert stream.read_bytes < 17 * 1024 * 1024
 
 
@@ -123,10 +130,12 @@ def test_unknown_route_and_method_get_the_error_body(api: Api) -> None:
     missing = api.get("/api/v1/nothing")
     assert missing.status_code == 404
     assert missing.json["error"]["code"] == "not_found"
+    assert missing.json["error"]["message"] == "No such resource."
     assert missing.headers["content-type"].startswith("application/json")
     wrong = api.call("PUT", "/api/v1/workflows")
     assert wrong.status_code == 405
     assert wrong.json["error"]["code"] == "method_not_allowed"
+    assert wrong.json["error"]["message"] == "That method is not allowed on this path."
 
 
 def test_an_unexpected_exception_is_a_500_json_body(

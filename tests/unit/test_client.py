@@ -10,12 +10,10 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from stq.errors import (
-    Conflict,
+    ANSWERED,
     NotFound,
     NotStqServer,
     ServerUnreachable,
-    StoreUnavailable,
-    Unauthorized,
     UsageError,
     WorkflowInvalid,
 )
@@ -75,10 +73,7 @@ def error(code: str, message: str, details: list | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
 
-@pytest.mark.parametrize(
-    ("status", "kind"),
-    [(404, NotFound), (409, Conflict), (503, StoreUnavailable), (401, Unauthorized)],
-)
+@pytest.mark.parametrize(("status", "kind"), [(kind.http_status, kind) for kind in ANSWERED])
 def test_error_answers_become_their_exceptions(url: str, status: int, kind: type) -> None:
     ANSWERS["/api/v1/workflows/w9"] = (status, error("x", "the server's words"), {})
     with pytest.raises(kind) as caught:

@@ -20,6 +20,7 @@ import pytest
 
 from stq.api import openapi
 from stq.cli import build_parser
+from stq.errors import ANSWERED
 from tests.conftest import ROOT
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -165,6 +166,15 @@ def test_every_route_the_server_serves_is_in_the_api_page() -> None:
         if not re.search(rf"{method} {shape}(?![\w/{{])", page):
             missing.append(f"{method} {path}")
     assert missing == [], f"docs/api.md does not mention: {missing}"
+
+
+def test_the_api_page_gives_each_error_status_the_code_the_server_answers() -> None:
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    documented = dict(re.findall(r"^\| (\d{3}) \| `(\w+)` \|", page, re.M))
+    answered = {str(kind.http_status): kind.code for kind in ANSWERED}
+    assert len(answered) == len(ANSWERED), "one class a status"
+    assert documented.pop("500") == "internal"  # the unexpected: no class of its own
+    assert {status: answered.get(status) for status in documented} == documented
 
 
 def test_every_field_of_the_workflow_schema_is_in_the_workflow_file_page() -> None:

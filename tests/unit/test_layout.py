@@ -20,7 +20,7 @@ PACKAGE = ROOT / "stq"
 #: The modules every process shares, the only ones allowed at the top of ``stq/``. A new
 #: module belongs in the package of the process that uses it; one truly shared by all
 #: three goes here and in the README's table.
-SHARED_CORE = {"durations", "errors", "gc_pause", "model", "settings", "utf8"}
+SHARED_CORE = {"body_limit", "durations", "errors", "gc_pause", "model", "settings", "utf8"}
 #: The packages directly under ``stq/``: the loader, the store, the three processes, data.
 PACKAGES = {"api", "cli", "loader", "schemas", "store", "worker"}
 #: A backticked name in the table: a path (``stq/model.py``, ``stq/worker/``) or a file name.

@@ -197,7 +197,7 @@ def test_ten_thousand_deep_nesting_is_located() -> None:
 def test_oversized_file_refused_before_parsing(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     big.write_bytes(b"name: w\n" + b"#" * MAX_FILE_BYTES)
-    with pytest.raises(WorkflowInvalid, match="larger than the limit"):
+    with pytest.raises(WorkflowInvalid, match=f"The file is over the {MAX_FILE_BYTES} byte limit"):
         load_workflow_file(big)
 
 

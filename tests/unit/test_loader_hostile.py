@@ -228,3 +228,13 @@ def test_a_nul_in_a_description_is_refused_where_it_is() -> None:
         "w.yaml:4:32: tasks.a.description: contains a NUL character (\\0): "
         "a description is text and cannot hold one",
     ]
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029"])
+def test_lines_are_counted_as_editors_count_them(separator: str) -> None:
+    """libyaml ends a line at NEL, LS and PS too; an editor does not, and nor do we."""
+    text = f'name: w\ntasks:\n  a: {{command: "x{separator}y"}}\n  b: {{command: x, bad: 1}}\n'
+    (problem,) = _problems(text)
+    assert problem.startswith("wf.yaml:4:"), problem
+    control = f"name: w\ntasks:\n  a: {{command: 'x{separator}y'}}\n  b: {{command: 'x\x07'}}\n"
+    assert _problems(control.encode())[0].startswith("wf.yaml:4:18: not valid YAML"), control

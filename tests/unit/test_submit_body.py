@@ -133,8 +133,8 @@ def test_a_body_over_the_limit_is_refused_at_the_top_of_the_file(tmp_path: Path)
     with pytest.raises(WorkflowInvalid) as caught:
         submit_body(path)
     (problem,) = caught.value.problems
-    assert str(problem).startswith(f"{path}:1:1: the workflow as JSON is 18874")
-    assert f"more than the server's limit of {MAX_BODY_BYTES} bytes" in problem.message
+    assert str(problem).startswith(f"{path}:1:1: The workflow as JSON (18874")
+    assert f") is over the {MAX_BODY_BYTES} byte limit. Use fewer aliases" in problem.message
 
 
 def test_a_hundred_thousand_tasks_with_big_defaults_make_a_small_body(tmp_path: Path) -> None:
