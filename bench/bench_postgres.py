@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import procs  # noqa: E402
-from stq.server import default_workers  # noqa: E402
+from stq.api.launch import default_workers  # noqa: E402
 from tests.pg import admin, database_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "postgres.md"

@@ -9,7 +9,7 @@ a ~200-byte JSON body out, a ~300-byte JSON claim back, as a runner's hot path
 does. It prints the client process's CPU (``time.process_time``) and the wall
 time per request, medians over the rounds. The server's CPU is not counted.
 
-Clients: ``stq.http_lite`` (``httptools`` on a socket, what ``stq.client`` uses);
+Clients: ``stq.worker.http_lite`` (``httptools`` on a socket, what ``stq.worker.client`` uses);
 ``http.client`` used leanly (one ``HTTPConnection``, the body passed to
 ``request()`` so head and body go out in one write, the answer read with a
 bounded ``read``); and a ``requests.Session`` (``trust_env`` off, no
@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import requests
 
 from bench import procs
-from stq import http_lite
+from stq.worker import http_lite
 
 Call = Callable[[dict], bytes]
 PATH = "/api/v1/attempts/claim"
@@ -83,7 +83,7 @@ def requests_session(url: str) -> Call:
 
 
 CLIENTS = {
-    "stq.http_lite (httptools)": transport,
+    "stq.worker.http_lite (httptools)": transport,
     "http.client, lean": lean_http_client,
     "requests.Session": requests_session,
 }

@@ -5,7 +5,7 @@ protocol directly (no command is run: every attempt is reported completed at
 once, with ``next`` to take the following one in the same request), so a few
 thousand of them cost the benchmark process little and the server sees as many
 connected runners. Requests are serialised here; answers are read by
-``httptools.HttpResponseParser`` (``llhttp``), as ``stq.http_lite`` does.
+``httptools.HttpResponseParser`` (``llhttp``), as ``stq.worker.http_lite`` does.
 """
 
 from __future__ import annotations

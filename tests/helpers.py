@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import requests
 
-from stq.server import WORKER_CLASS, WORKER_OPTIONS
+from stq.api.launch import WORKER_CLASS, WORKER_OPTIONS
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent

@@ -18,7 +18,7 @@ from stq.model import AttemptStatus, Claim, Report
 from stq.settings import MAX_CLAIM_WAIT
 
 if TYPE_CHECKING:
-    from stq.api.app import Context
+    from stq.api.context import Context
 
 T = TypeVar("T")
 
@@ -36,15 +36,6 @@ class Claimer:
 
     def once(self, runner: str, labels: Collection[str]) -> Claim | None:
         return self.timed(lambda: self.ctx.store.claim_attempt(runner, labels))
-
-    def batch(self, runners: list[str], labels: Collection[str]) -> list[Claim]:
-        """Claims for several waiting runners in one transaction (the claim desk's)."""
-        started = time.perf_counter()
-        claims = self.ctx.store.claim_attempts(runners, labels)
-        spent = time.perf_counter() - started
-        for _ in claims or [None]:  # each runner served waited for the whole batch
-            self.ctx.claim_latency.observe(spent)
-        return claims
 
     def timed(self, take: Callable[[], T]) -> T:
         """``take()``, its server time recorded in the claim latency histogram."""

@@ -14,10 +14,12 @@ import re
 from typing import Any
 
 import falcon
+from jsonschema import Draft202012Validator
 
 from stq.api.guards import read_body
 from stq.errors import BadRequest, Problem, WorkflowInvalid
-from stq.fast_schema import fast_check
+from stq.loader.fast_schema import fast_check
+from stq.loader.locate import pointer
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 _LABELS = {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 100}
@@ -87,9 +89,7 @@ _VALIDATORS: dict[int, Any] = {}
 
 
 def _validator(schema: dict[str, Any]) -> Any:
-    """A cached validator; jsonschema is imported on first use to keep `import stq.api` cheap."""
-    from jsonschema import Draft202012Validator
-
+    """A cached validator, keyed by identity like ``fast_check`` (the schemas never change)."""
     key = id(schema)
     if key not in _VALIDATORS:
         _VALIDATORS[key] = Draft202012Validator(schema)
@@ -135,8 +135,6 @@ def read_document(req: falcon.Request) -> tuple[Any, bytes]:
     try:
         return _loads(raw, None, _unique_object), raw
     except _DuplicateKey:
-        from stq.loader.locate import pointer
-
         path, key = _first_duplicate(_loads(raw, None, _marked_object)) or ([], "")
         raise WorkflowInvalid([Problem(f"duplicate key {key!r}", pointer(path))]) from None
 

@@ -9,7 +9,6 @@ a write per claim).
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 import falcon
@@ -17,38 +16,9 @@ import falcon
 from stq.model import AttemptStatus, TaskState
 
 if TYPE_CHECKING:
-    from stq.api.app import Context
+    from stq.api.context import Context
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-
-
-class Histogram:
-    """A thread-safe cumulative histogram of seconds."""
-
-    def __init__(self, buckets: tuple[float, ...] = BUCKETS):
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.count = 0
-        self.total = 0.0
-        self._lock = threading.Lock()
-
-    def observe(self, seconds: float) -> None:
-        with self._lock:
-            self.count += 1
-            self.total += seconds
-            for i, bound in enumerate(self.buckets):
-                if seconds <= bound:
-                    self.counts[i] += 1
-
-    def lines(self, name: str) -> list[str]:
-        with self._lock:
-            pairs = zip(self.buckets, self.counts, strict=True)
-            out = [f'{name}_bucket{{le="{b}"}} {c}' for b, c in pairs]
-            out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-            out.append(f"{name}_sum {self.total:.6f}")
-            out.append(f"{name}_count {self.count}")
-        return out
 
 
 def _gauge(name: str, help_text: str, label: str, values: dict[str, int]) -> list[str]:

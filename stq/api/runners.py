@@ -9,7 +9,7 @@ import falcon
 from stq.api import render
 
 if TYPE_CHECKING:
-    from stq.api.app import Context
+    from stq.api.context import Context
 
 
 class RunnersResource:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 import falcon
 
 from stq.api import render
-from stq.api.workflows import enum_param
+from stq.api.query import enum_param
 from stq.model import TaskState
 
 if TYPE_CHECKING:
-    from stq.api.app import Context
+    from stq.api.context import Context
 
 
 class TasksResource:

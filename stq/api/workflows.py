@@ -5,60 +5,25 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import falcon
 
 from stq.api import render
 from stq.api.bodies import read_document
+from stq.api.query import bool_param, enum_param, int_param
 from stq.errors import BadRequest
 from stq.gc_pause import gc_paused
+from stq.loader import load_workflow_document
 from stq.model import IDEMPOTENCY_HEADER, WorkflowState
 from stq.store.base import Idempotency
 
 if TYPE_CHECKING:
-    from stq.api.app import Context
+    from stq.api.context import Context
 
 MAX_PAGE = 1000
 #: 1-200 visible ASCII characters: no spaces, so a key reads the same in any log.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
-
-
-def enum_param(req: falcon.Request, name: str, enum: type) -> Any:
-    """An optional query parameter that must be one of an enum's values (else 400)."""
-    value = one_param(req, name)
-    if value is None or value == "":
-        return None
-    try:
-        return enum(value)
-    except ValueError:
-        raise _bad_param(name, value, "one of: " + ", ".join(e.value for e in enum)) from None
-
-
-def int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
-    """An optional integer query parameter in ``low..high`` (else 400, located like the rest)."""
-    value = one_param(req, name)
-    if value is None:
-        return default
-    if value.isascii() and value.isdigit() and low <= int(value) <= high:
-        return int(value)
-    raise _bad_param(name, value, f"an integer from {low} to {high}")
-
-
-def bool_param(req: falcon.Request, name: str, default: bool) -> bool:
-    """An optional ``true``/``false`` query parameter (also 1/0, yes/no, on/off...; else 400)."""
-    value = one_param(req, name)
-    if value is None:
-        return default
-    answer = _BOOLEANS.get(value.lower())
-    if answer is None:
-        raise _bad_param(name, value, "true or false")
-    return answer
-
-
-#: The spellings falcon's ``get_param_as_bool`` took, so no client breaks.
-_BOOLEANS = {**dict.fromkeys(("true", "t", "yes", "y", "1", "on"), True),
-             **dict.fromkeys(("false", "f", "no", "n", "0", "off"), False)}  # fmt: skip
 
 
 def idempotency_key(req: falcon.Request) -> str | None:
@@ -80,22 +45,6 @@ def store_now(ctx: Context) -> float:
     return clock()
 
 
-def one_param(req: falcon.Request, name: str) -> str | None:
-    """A query parameter given at most once: ``?state=todo&state=x`` is a 400, not one of
-    the two chosen silently."""
-    value = req.params.get(name)
-    if isinstance(value, list):
-        raise _bad_param(name, ", ".join(value), "given once")
-    return value
-
-
-def _bad_param(name: str, value: str, allowed: str) -> BadRequest:
-    return BadRequest(
-        f"Query parameter {name!r} must be {allowed}.",
-        [{"path": name, "message": f"{value!r} is not {allowed}"}],
-    )
-
-
 class WorkflowsResource:
     """The collection: submit a document, list newest first."""
 
@@ -104,8 +53,6 @@ class WorkflowsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Submit; with an ``Idempotency-Key``, a repeat answers 200 with the first workflow."""
-        from stq.loader import load_workflow_document  # not at import: gunicorn loads us first
-
         key = idempotency_key(req)  # a bad key is refused before the body is read
         with gc_paused():  # a 100,000-task body is millions of objects and no cycles
             document, body = read_document(req)

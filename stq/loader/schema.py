@@ -5,7 +5,7 @@ format (docs/workflow-file.md). jsonschema reports every error (``iter_errors``)
 own messages print whole instances and say "Additional properties are not
 allowed", so each kind of error is rewritten here into one short sentence
 placed on the offending node. A valid document never reaches jsonschema:
-jsonschema-rs, compiling the same file, accepts it first (``stq.fast_schema``).
+jsonschema-rs, compiling the same file, accepts it first (``stq.loader.fast_schema``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from stq.errors import Problem
-from stq.fast_schema import Check, fast_check
+from stq.loader.fast_schema import Check, fast_check
 from stq.loader.locate import Locator
 
 _LONGEST = 200

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stq.client import RETRYABLE, Client
 from stq.errors import Conflict, NotFound, StqError
 from stq.worker import process
+from stq.worker.client import RETRYABLE, Client
 from stq.worker.heartbeat import CANCELLED, Beater, Supervisor, Watch
 
 log = logging.getLogger("stq.worker")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from stq.client import Client
+from stq.worker.client import Client
 from tests.acceptance.support import (
     Api,
     Runner,

@@ -222,7 +222,7 @@ def test_contrib_runner_sh_heartbeats_and_obeys_cancel(tmp_path: Path, start_ser
 
 
 def _running_for(api: Api, wf_id: str) -> float:
-    from stq.progress import seconds_between
+    from stq.cli.progress import seconds_between
 
     attempt = api.task(wf_id, "a")["attempts"][0]
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import requests
 
-from stq.client import Client
-from stq.progress import ESTIMATE_EVERY, Progress, time_left_text
+from stq.cli.progress import ESTIMATE_EVERY, Progress, time_left_text
+from stq.worker.client import Client
 from tests.acceptance.support import STQ, write
 from tests.helpers import LiveServer, scrubbed_env
 

@@ -12,7 +12,7 @@ from tests.acceptance.test_run import descendants
 from tests.helpers import scrubbed_env, wait_until
 
 #: Seconds a tethered child may take to go: two SIGTERMs, then SIGKILL after
-#: ``stq.tether.STOP_GRACE`` (8 s) at worst, and a margin for a loaded machine.
+#: ``stq.cli.tether.STOP_GRACE`` (8 s) at worst, and a margin for a loaded machine.
 GONE_WITHIN = 30.0
 
 LONG = """\

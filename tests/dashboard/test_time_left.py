@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from stq.progress import time_left_text
+from stq.cli.progress import time_left_text
 from tests.dashboard.conftest import Watched
 from tests.dashboard.pages import SEEN_WITHIN_MS, open_view
 from tests.dashboard.runner import ApiClient

@@ -19,7 +19,7 @@ import schemathesis
 from falcon import testing
 from schemathesis import GenerationMode, checks
 
-from stq.api.app import create_app
+from stq.api.application import create_app
 from stq.settings import Settings
 
 TOKEN = "schema-tok-81d2"

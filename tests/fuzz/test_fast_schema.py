@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from stq.api import bodies
-from stq.fast_schema import fast_check
 from stq.loader import workflow_schema
+from stq.loader.fast_schema import fast_check
 from stq.loader.locate import Locator
 from stq.loader.schema import schema_problems
 

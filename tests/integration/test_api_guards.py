@@ -160,7 +160,7 @@ def test_dashboard_files_are_served_with_their_types(api: Api) -> None:
     assert js.headers["content-type"].startswith("text/javascript")
     css = api.get("/dashboard/dashboard.css")
     assert css.headers["content-type"].startswith("text/css")
-    for name in ("nope.js", "..%2Fapp.py", ".hidden.js", "..", "app.py"):
+    for name in ("nope.js", "..%2Fapplication.py", ".hidden.js", "..", "application.py"):
         result = api.get(f"/dashboard/{name}")
         assert result.status_code == 404, name
         assert result.json["error"]["code"] == "not_found"
@@ -191,7 +191,7 @@ def test_claims_made_with_a_result_count_in_the_claim_latency(api: Api) -> None:
 
 
 def test_health_is_503_when_the_store_cannot_open(tmp_path: Path) -> None:
-    from stq.api.app import create_app
+    from stq.api.application import create_app
     from stq.settings import Settings
 
     app = create_app(Settings(db=str(tmp_path)))  # a directory is no database

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from stq.api.app import create_app
+from stq.api.application import create_app
 from stq.settings import Settings
 
 T0 = 1_800_000_000.0

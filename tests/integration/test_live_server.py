@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from stq.server import WORKER_CLASS
+from stq.api.launch import WORKER_CLASS
 from tests.helpers import LiveServer, wait_until
 
 pytestmark = pytest.mark.slow

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import pytest
 import requests
 
+from stq.api.launch import WORKER_CLASS
 from stq.api.serving import HEAD_TIMEOUT
-from stq.server import WORKER_CLASS
 from tests.helpers import BIN, LiveServer, free_port, healthy, scrubbed_env, wait_until
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from falcon import testing
 
-from stq.api.app import create_app
+from stq.api.application import create_app
 from stq.settings import Settings
 
 TOKEN = "tok-3c1f9e0a7b"

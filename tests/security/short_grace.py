@@ -17,7 +17,7 @@ ARGS = ["-c", f"python:{__name__}"]
 
 
 def post_worker_init(worker: Any) -> None:
-    from stq.api.app import create_app
+    from stq.api.application import create_app
     from stq.settings import Settings
 
     worker.wsgi = create_app(replace(Settings.from_env(), body_grace=GRACE))

@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from stq.api.body_rate import BodyRate, PacedInput, Watchdog
+from stq.api.launch import WORKER_CLASS
 from stq.errors import RequestTimeout
-from stq.server import WORKER_CLASS
 from tests.helpers import LiveServer, wait_until
 from tests.security import short_grace
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 from falcon import testing
 
-from stq.api.app import create_app
+from stq.api.application import create_app
 from stq.settings import Settings
 from tests.helpers import LiveServer
 from tests.integration.test_api_guards import CountingStream

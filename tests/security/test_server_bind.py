@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stq import server
+from stq.api import launch
 from stq.errors import UsageError
 from tests.acceptance.support import assert_one_line_error, stq
 
@@ -15,14 +15,14 @@ from tests.acceptance.support import assert_one_line_error, stq
 def execs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Catch the exec of gunicorn: the checks run, nothing binds."""
     calls: list[list[str]] = []
-    monkeypatch.setattr(server.os, "execve", lambda path, argv, env: calls.append(list(argv)))
+    monkeypatch.setattr(launch.os, "execve", lambda path, argv, env: calls.append(list(argv)))
     return calls
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "[::]", "example.com"])
 def test_public_bind_without_token_is_refused(host: str, execs: list[list[str]]) -> None:
     with pytest.raises(UsageError, match="STQ_TOKEN"):
-        server.serve(f"{host}:8000", None, 1, insecure=False, token=None, environ={})
+        launch.serve(f"{host}:8000", None, 1, insecure=False, token=None, environ={})
     assert execs == []
 
 
@@ -32,7 +32,7 @@ def test_public_bind_without_token_is_refused(host: str, execs: list[list[str]])
      ("0.0.0.0", True, None), ("0.0.0.0", False, "t0k")],
 )  # fmt: skip
 def test_allowed_binds(host: str, insecure: bool, token: str | None, execs) -> None:
-    server.serve(f"{host}:8000", None, 1, insecure=insecure, token=token, environ={})
+    launch.serve(f"{host}:8000", None, 1, insecure=insecure, token=token, environ={})
     assert len(execs) == 1 and f"{host}:8000" in execs[0]
 
 
@@ -59,7 +59,7 @@ def test_settings_the_server_could_not_use_are_refused_before_it_starts(
 ) -> None:
     """Else a typo would silently be the default, or every request a 503."""
     with pytest.raises(UsageError, match=says):
-        server.serve("127.0.0.1:8000", None, 1, insecure=False, token=None, environ=environ)
+        launch.serve("127.0.0.1:8000", None, 1, insecure=False, token=None, environ=environ)
     assert execs == []
 
 
@@ -68,5 +68,5 @@ def test_a_postgresql_url_and_a_new_sqlite_file_are_accepted(
 ) -> None:
     for db in ("postgresql://127.0.0.1:1/nowhere", str(tmp_path / "new.db")):
         environ = {"STQ_HEARTBEAT_TIMEOUT": "6"}
-        server.serve("127.0.0.1:8000", db, 1, insecure=False, token=None, environ=environ)
+        launch.serve("127.0.0.1:8000", db, 1, insecure=False, token=None, environ=environ)
     assert len(execs) == 2

@@ -9,8 +9,6 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from stq import client as client_module
-from stq.client import Client, ServerError, ServerTimeout
 from stq.errors import (
     ANSWERED,
     NotFound,
@@ -19,7 +17,9 @@ from stq.errors import (
     UsageError,
     WorkflowInvalid,
 )
-from stq.http_lite import AnswerTooLarge, ReadTimeout
+from stq.worker import client as client_module
+from stq.worker.client import Client, ServerError, ServerTimeout
+from stq.worker.http_lite import AnswerTooLarge, ReadTimeout
 from tests.helpers import free_port, http_server
 
 #: path -> (status, body, extra headers) served by the fake server

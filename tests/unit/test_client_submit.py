@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from stq.client import Client, NoAnswer, ServerError, retry_outages
 from stq.errors import (
     BadRequest,
     Conflict,
@@ -20,6 +19,7 @@ from stq.errors import (
     StoreUnavailable,
     WorkflowInvalid,
 )
+from stq.worker.client import Client, NoAnswer, ServerError, retry_outages
 from tests.fault_proxy import FaultProxy
 from tests.helpers import free_port, http_server
 

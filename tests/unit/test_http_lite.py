@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from stq.http_lite import AnswerTooLarge, Connection, ReadTimeout
+from stq.worker.http_lite import AnswerTooLarge, Connection, ReadTimeout
 from tests.helpers import free_port, http_server, wait_until
 
 #: Script entries: answer and keep the connection; answer then close it; close

@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 from junitparser import Failure, JUnitXml, Skipped, TestCase
 
-from stq.client import Client
-from stq.errors import StqError
-from stq.junit import (
+from stq.cli.junit import (
     ApiAttempts,
     LastAttempt,
     build_report,
@@ -27,7 +25,9 @@ from stq.junit import (
     write_report,
     xml_text,
 )
-from stq.progress import seconds_between
+from stq.cli.progress import seconds_between
+from stq.errors import StqError
+from stq.worker.client import Client
 from tests.helpers import BIN, LiveServer, scrubbed_env
 
 CREATED = "2026-12-07T12:00:00.000Z"

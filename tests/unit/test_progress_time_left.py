@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stq.progress import duration_text, terminal_line, time_left_text
+from stq.cli.progress import duration_text, terminal_line, time_left_text
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stq.progress import SHOWN, attempts_cell, counts_line, reason_text, table, workflow_state
+from stq.cli.progress import SHOWN, attempts_cell, counts_line, reason_text, table, workflow_state
 
 
 def test_done_counts_every_terminal_task_and_says_how_many_failed() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stq.client import Client
 from stq.errors import ServerUnreachable
+from stq.worker.client import Client
 from stq.worker.loop import Runner, RunnerConfig
 
 DEAD, LIVE = "http://127.0.0.1:9", "http://127.0.0.1:10"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stq.tether import STOP_GRACE, Tether, tethered
+from stq.cli.tether import STOP_GRACE, Tether, tethered
 from tests.helpers import scrubbed_env
 
 #: A module that says it is ready, then waits; with "stubborn" it ignores SIGTERM.
@@ -61,7 +61,7 @@ def test_tethered_runs_the_same_module_through_the_tether() -> None:
     assert tethered([python, "-m", "stq", "worker"]) == [
         python,
         "-m",
-        "stq.tether",
+        "stq.cli.tether",
         "stq",
         "worker",
     ]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stq.progress import counts_line, reason_text, state_text, task_table, workflow_head
-from stq.views import (
+from stq.cli.progress import counts_line, reason_text, state_text, task_table, workflow_head
+from stq.cli.views import (
     ago,
     clock_time,
     details_table,

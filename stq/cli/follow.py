@@ -20,12 +20,12 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from stq.cli.progress import safe
+from stq.cli.views import no_attempts, wait_text
 from stq.errors import StqError
-from stq.progress import safe
-from stq.views import no_attempts, wait_text
 
 if TYPE_CHECKING:
-    from stq.client import Client
+    from stq.worker.client import Client
 
 #: Seconds between two reads while following.
 POLL = 0.5

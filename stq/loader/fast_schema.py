@@ -25,7 +25,7 @@ def fast_check(schema: dict[str, Any]) -> Check:
     """A check true only for values ``schema`` accepts, compiled at its first use.
 
     False means "ask jsonschema". Compiled lazily: importing the Rust module
-    and compiling belong to the first request, not to ``import stq.api``.
+    and compiling belong to the first request, not to building the app.
     Keyed by identity like the jsonschema validators: the schemas are module
     constants (or cached), never changed after they are built.
     """

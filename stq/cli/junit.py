@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from stq.cli.progress import seconds_between
 from stq.errors import StqError
-from stq.progress import seconds_between
 
 #: Lines of a failed task's output that its ``<failure>`` carries.
 TAIL_LINES = 50
@@ -80,7 +80,7 @@ class AttemptReader(Protocol):
 
 
 class _Reads(Protocol):
-    """The two reads of ``stq.client.Client`` that ``ApiAttempts`` uses."""
+    """The two reads of ``stq.worker.client.Client`` that ``ApiAttempts`` uses."""
 
     def task(self, task_id: str) -> dict[str, Any]: ...
 

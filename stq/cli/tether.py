@@ -14,7 +14,7 @@ gunicorn's workers). A pipe works wherever ``stq run`` does; Linux's
 ``PR_SET_PDEATHSIG`` would only cover Linux, and fires when the thread that
 started the child ends rather than the process.
 
-A child is started as ``python -m stq.tether MODULE ARGS...`` (``tethered``),
+A child is started as ``python -m stq.cli.tether MODULE ARGS...`` (``tethered``),
 which watches the pipe named by ``FD_VARIABLE`` and runs ``python -m MODULE
 ARGS...`` in the same process.
 """
@@ -68,7 +68,7 @@ def tethered(argv: Sequence[str]) -> list[str]:
     python, flag, *rest = argv
     if flag != "-m":
         raise ValueError(f"expected python -m MODULE ...: {list(argv)!r}")
-    return [python, "-m", "stq.tether", *rest]
+    return [python, "-m", "stq.cli.tether", *rest]
 
 
 def watch_parent() -> bool:
@@ -106,9 +106,9 @@ def _kill_own_group() -> None:
 
 
 def main(argv: Sequence[str]) -> None:
-    """``python -m stq.tether MODULE ARGS...``: watch the tether, then run MODULE as main."""
+    """``python -m stq.cli.tether MODULE ARGS...``: watch the tether, then run MODULE as main."""
     if not argv:
-        raise SystemExit("usage: python -m stq.tether MODULE [ARGS...]")
+        raise SystemExit("usage: python -m stq.cli.tether MODULE [ARGS...]")
     watch_parent()
     sys.argv = [argv[0], *argv[1:]]
     runpy.run_module(argv[0], run_name="__main__", alter_sys=True)

@@ -6,7 +6,7 @@ random token, and N ``stq worker`` subprocesses that hold every label used in
 the workflow, so labelled tasks run here too. Everything it starts lives in
 its own process group and is stopped in every exit path (completion, failure,
 Ctrl-C, SIGTERM, an error), so nothing is left behind; and each is tethered
-to it (``stq.tether``), so even a SIGKILL of ``stq run`` leaves nothing either.
+to it (``stq.cli.tether``), so even a SIGKILL of ``stq run`` leaves nothing either.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from stq.client import Client
+from stq.api.launch import gunicorn_argv
+from stq.cli.progress import Progress, summary
+from stq.cli.tether import Tether, tethered
 from stq.errors import EXIT_FAILED, EXIT_OK, ServerUnreachable
 from stq.model import WorkflowSpec
-from stq.progress import Progress, summary
-from stq.server import gunicorn_argv
-from stq.tether import Tether, tethered
+from stq.worker.client import Client
 
 log = logging.getLogger("stq.run")
 STARTUP_TIMEOUT = 20.0
@@ -119,7 +119,7 @@ def _run(
         return EXIT_FAILED
     summary(client, final, out)
     if junit:
-        from stq.junit import ApiAttempts, write_report
+        from stq.cli.junit import ApiAttempts, write_report
 
         write_report(junit, final, ApiAttempts(client))
     return EXIT_OK if final["state"] == "completed" else EXIT_FAILED

@@ -1,6 +1,6 @@
 """The client's HTTP/1.1 transport: one keep-alive connection, answers read by ``llhttp``.
 
-``stq.client.Client`` sends every call through one ``Connection``, so this
+``stq.worker.client.Client`` sends every call through one ``Connection``, so this
 serves both the CLI and the runner (``stq worker``, one connection per server
 it talks to). Answers are read by ``httptools.HttpResponseParser``
 (MagicStack's binding of ``llhttp``, the C parser Node.js uses): this module

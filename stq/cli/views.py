@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from stq.progress import safe, table
+from stq.cli.progress import safe, table
 
 #: How far back the server lists runners and looks for one with a task's labels.
 SEEN_WINDOW = "the last 10 minutes"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from stq.errors import NotFound
 
 if TYPE_CHECKING:
-    from stq.client import Client
+    from stq.worker.client import Client
 
 #: Newest workflows whose tasks a task name is looked for in: those ``stq status`` lists.
 NAME_SEARCH_WORKFLOWS = 20

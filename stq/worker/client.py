@@ -1,6 +1,6 @@
 """HTTP client for the STQ API (docs/api.md), shared by the CLI and the runner.
 
-One keep-alive connection (``stq.http_lite``: ``httptools`` on a socket, an eighth of
+One keep-alive connection (``stq.worker.http_lite``: ``httptools`` on a socket, an eighth of
 ``requests``' CPU per call) stays open, so a busy runner pays for one TCP
 handshake, not one per call. Error bodies come back as the matching
 ``StqError`` subclass, connection failures as ``ServerUnreachable`` (a request
@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, urlencode
 
-from stq import http_lite
 from stq.errors import (
     EXIT_USAGE,
     NotFound,
@@ -36,6 +35,7 @@ from stq.errors import (
 )
 from stq.errors import Problem as _Problem
 from stq.model import IDEMPOTENCY_HEADER
+from stq.worker import http_lite
 
 #: Seconds to connect; the read timeout is the long poll plus this slack.
 CONNECT_TIMEOUT = 5.0

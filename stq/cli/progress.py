@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from stq.client import Client
+from stq.worker.client import Client
 
 #: Seconds between readings of a running workflow. Each reads its summary (and, on a
 #: terminal, the tasks in process), not every task: cheap whatever the workflow's size.
