@@ -127,13 +127,6 @@ class Conflict(StqError):
     http_status = 409
 
 
-class LengthRequired(StqError):
-    """The request body needs a Content-Length."""
-
-    code = "length_required"
-    http_status = 411
-
-
 class PayloadTooLarge(StqError):
     """The request body is over the 16 MiB limit."""
 
@@ -189,7 +182,6 @@ ANSWERED: tuple[type[StqError], ...] = (
     MethodNotAllowed,
     RequestTimeout,
     Conflict,
-    LengthRequired,
     PayloadTooLarge,
     UnsupportedMediaType,
     MisdirectedRequest,
