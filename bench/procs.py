@@ -114,20 +114,38 @@ def runners(url: str, count: int, cwd: Path, env: dict[str, str] | None = None):
             kill(proc)
 
 
-def workflow_times(db: Path) -> tuple[float, float | None, str] | None:
-    """(created, finished, state) of the newest workflow in a SQLite store, read-only."""
-    if not db.exists():
-        return None
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        row = conn.execute(
-            "SELECT created, finished, state FROM workflow ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-    except sqlite3.OperationalError:
-        return None  # schema not created yet
-    finally:
-        conn.close()
-    return row
+class StoreProbe:
+    """Reads the newest workflow's times from a SQLite store, read-only, on one connection.
+
+    The end of a run is polled every few milliseconds while the system under
+    test works: opening a connection per look (and reading the schema each
+    time) would take CPU from the very processes being timed.
+    """
+
+    def __init__(self, db: Path):
+        self.db = db
+        self._conn: sqlite3.Connection | None = None
+
+    def workflow_times(self) -> tuple[float, float | None, str] | None:
+        """(created, finished, state) of the newest workflow, or None before there is one."""
+        if self._conn is None:
+            if not self.db.exists():
+                return None
+            # asyncio callers poll from worker threads, one look at a time
+            self._conn = sqlite3.connect(
+                f"file:{self.db}?mode=ro", uri=True, timeout=5, check_same_thread=False
+            )
+        try:
+            return self._conn.execute(
+                "SELECT created, finished, state FROM workflow ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return None  # schema not created yet
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def process_tree(pid: int) -> list[int]:

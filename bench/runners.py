@@ -205,11 +205,15 @@ def _listed(url: str) -> int:
 
 async def _finished(db: Path, deadline: float) -> tuple | None:
     """The newest workflow's (created, finished, state) once terminal, or None at the deadline."""
-    while time.monotonic() < deadline:
-        row = await asyncio.to_thread(procs.workflow_times, db)
-        if row and row[1] is not None:
-            return row
-        await asyncio.sleep(0.01)
+    probe = procs.StoreProbe(db)
+    try:
+        while time.monotonic() < deadline:
+            row = await asyncio.to_thread(probe.workflow_times)
+            if row and row[1] is not None:
+                return row
+            await asyncio.sleep(0.01)
+    finally:
+        probe.close()
     return None
 
 

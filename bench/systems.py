@@ -32,15 +32,19 @@ class Timing:
 def _await_terminal(db: Path, timeout: float = 300) -> tuple[float, float]:
     """(created, finished) of the newest workflow once it is terminal."""
     holder: list = []
+    probe = procs.StoreProbe(db)
 
     def done() -> bool:
-        row = procs.workflow_times(db)
+        row = probe.workflow_times()
         if row and row[1] is not None:
             holder.append(row)
             return True
         return False
 
-    procs.wait_for(done, timeout, "the workflow to finish", 0.01)
+    try:
+        procs.wait_for(done, timeout, "the workflow to finish", 0.01)
+    finally:
+        probe.close()
     created, finished, state = holder[0]
     if state != "completed":
         raise SystemExit(f"benchmark: workflow ended {state}")

@@ -1,4 +1,4 @@
-"""The gunicorn worker ``stq server`` runs: gunicorn's ``gthread`` with three policies.
+"""The gunicorn worker ``stq server`` runs: gunicorn's ``gthread`` with a few policies.
 
 gunicorn's threaded worker reads every request with gunicorn's own parser
 (its C parser, gunicorn-h1c, when installed) and serves it from a thread
@@ -20,6 +20,9 @@ method, and nothing here reads or writes HTTP:
 * **No thread for silence.** A new connection takes a thread only once it
   has sent something; until then it waits in the poller like an idle
   keep-alive (and is closed after ``--keep-alive`` seconds of silence).
+* **One segment per answer.** gunicorn writes an answer's head and body
+  separately; the socket is corked while the application answers, so the
+  client is woken once per answer, not twice.
 * **Balance.** The worker holding the fewest connections accepts the next.
 * **Eviction before refusal.** At ``--worker-connections`` gunicorn stops
   accepting, so idle connections (parked keep-alives, or connections that
@@ -117,10 +120,19 @@ class StqWorker(gthread.ThreadWorker):
                 return keepalive
 
     def handle_request(self, req: Any, conn: gthread.TConn) -> bool:
-        """The head has arrived: from here on the application paces the request."""
+        """The head has arrived: from here on the application paces the request.
+
+        The answer is corked: gunicorn writes its head and its body separately,
+        and two segments would wake the client twice for one answer.
+        """
         with self._heads_lock:
             self._heads.pop(conn, None)
-        return super().handle_request(req, conn)
+        corked = _cork(conn.sock, True)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            if corked:
+                _cork(conn.sock, False)  # uncorking sends what is held at once
 
     # --- the main thread -----------------------------------------------------------
 
@@ -196,6 +208,18 @@ def _readable(conn: gthread.TConn, timeout: float) -> bool:
         return bool(poller.poll(timeout * 1000))
     except (OSError, ValueError):
         return False
+
+
+def _cork(sock: socket.socket, on: bool) -> bool:
+    """Hold (or release) partial segments on ``sock``; False where TCP_CORK is unknown."""
+    cork = getattr(socket, "TCP_CORK", None)
+    if cork is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, cork, int(on))
+    except OSError:
+        return False
+    return True
 
 
 def _shut(sock: socket.socket) -> None:

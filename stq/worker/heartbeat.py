@@ -68,7 +68,43 @@ class Watch:
         self.next_stream = self.started + STREAM_EVERY
 
 
-class Supervisor(threading.Thread):
+class _Watcher(threading.Thread):
+    """A background thread watching one attempt at a time, woken only when it must be.
+
+    Most attempts end long before either thread needs to do anything for them:
+    handing one over without waking the thread (unless it would otherwise
+    sleep past the attempt's first need) saves two thread switches per task on
+    a busy runner.
+    """
+
+    def __init__(self, name: str):
+        super().__init__(name=name, daemon=True)
+        self._cond = threading.Condition()
+        self._watch: Watch | None = None
+        #: When this thread's current wait ends (-inf while it is awake, inf for no end).
+        self._asleep_until = float("-inf")
+
+    def watch(self, job: Watch) -> None:
+        """Watch ``job``, waking this thread only if it sleeps past ``_wake_time(job)``."""
+        with self._cond:
+            self._watch = job
+            if self._wake_time(job) < self._asleep_until:
+                self._cond.notify()
+
+    def _wake_time(self, job: Watch) -> float:
+        """When this thread must first look at ``job`` (monotonic seconds)."""
+        raise NotImplementedError
+
+    def _sleep(self, seconds: float | None) -> None:
+        """Wait on the condition (its lock held) for ``seconds``, or until notified."""
+        self._asleep_until = float("inf") if seconds is None else time.monotonic() + seconds
+        try:
+            self._cond.wait(None if seconds is None else max(0.0, seconds))
+        finally:
+            self._asleep_until = float("-inf")
+
+
+class Supervisor(_Watcher):
     """Keeps the watched attempt's deadline, kills it when asked, streams its output."""
 
     def __init__(
@@ -78,24 +114,9 @@ class Supervisor(threading.Thread):
     ):
         """``post_output(attempt_id, text, offset)`` sends output and answers whether to
         stop; None sends nothing while the command runs (all of it goes with the result)."""
-        super().__init__(name="stq-supervisor", daemon=True)
+        super().__init__("stq-supervisor")
         self._post_output = post_output
         self._grace = grace
-        self._cond = threading.Condition()
-        self._watch: Watch | None = None
-        #: When this thread's current wait ends (-inf while it is awake, inf for no end).
-        self._asleep_until = float("-inf")
-
-    def watch(self, job: Watch) -> None:
-        """Watch ``job``; wake this thread only if it would otherwise sleep past the job's needs.
-
-        Most attempts end long before they need anything: not waking the thread
-        for each saves a thread switch per task on a busy runner.
-        """
-        with self._cond:
-            self._watch = job
-            if self._wake_time(job) < self._asleep_until:
-                self._cond.notify()
 
     def release(self, job: Watch) -> None:
         """The attempt's leader exited: wait for any kill in progress, then forget it."""
@@ -151,14 +172,6 @@ class Supervisor(threading.Thread):
         stream_at = job.next_stream if self._post_output is not None else float("inf")
         return stream_at if job.deadline is None else min(stream_at, job.deadline)
 
-    def _sleep(self, seconds: float | None) -> None:
-        """Wait on the condition (its lock held) for ``seconds``, or until notified."""
-        self._asleep_until = float("inf") if seconds is None else time.monotonic() + seconds
-        try:
-            self._cond.wait(None if seconds is None else max(0.0, seconds))
-        finally:
-            self._asleep_until = float("-inf")
-
     def _forget(self, job: Watch) -> None:
         with self._cond:
             if self._watch is job:
@@ -198,29 +211,23 @@ def stream(job: Watch, post: Callable[[str, str, int], bool], final: bool) -> bo
         return stop
 
 
-class Beater(threading.Thread):
+class Beater(_Watcher):
     """Sends the watched attempt's heartbeats, held open so that a cancel comes at once."""
 
     def __init__(self, heartbeat: Callable[[str, float], bool], on_stop: Callable[[Watch], None]):
         """``heartbeat(attempt_id, wait)`` answers whether the command must stop;
         ``on_stop(job)`` is called when it must."""
-        super().__init__(name="stq-beater", daemon=True)
+        super().__init__("stq-beater")
         self._heartbeat = heartbeat
         self._on_stop = on_stop
-        self._cond = threading.Condition()
-        self._watch: Watch | None = None
         self._holds = True  # the server honours held heartbeats (an older one refuses `wait`)
 
-    def watch(self, job: Watch) -> None:
-        with self._cond:
-            self._watch = job
-            self._cond.notify()
-
     def release(self, job: Watch) -> None:
+        """Forget ``job``. The thread is not woken: wherever it sleeps, it looks at the
+        attempt watched by then when it wakes, and a new one wakes it if due sooner."""
         with self._cond:
             if self._watch is job:
                 self._watch = None
-                self._cond.notify()
 
     def run(self) -> None:
         while True:
@@ -230,12 +237,15 @@ class Beater(threading.Thread):
                 self._on_stop(job)
             self._rest(job, sent + job.interval)
 
+    def _wake_time(self, job: Watch) -> float:
+        return job.started + min(FIRST_BEAT, job.interval)
+
     def _rest(self, job: Watch, until: float) -> None:
         """Until ``job`` is no longer watched or ``until``: a server that answered early
         for no reason (one that cannot hold) is not asked again before the interval."""
         with self._cond:
             while self._watch is job and (left := until - time.monotonic()) > 0:
-                self._cond.wait(left)
+                self._sleep(left)
 
     def _due(self) -> Watch:
         """The watched attempt, once its first heartbeat is due."""
@@ -243,12 +253,12 @@ class Beater(threading.Thread):
             while True:
                 job = self._watch
                 if job is None:
-                    self._cond.wait()
+                    self._sleep(None)
                     continue
-                wait = job.started + min(FIRST_BEAT, job.interval) - time.monotonic()
+                wait = self._wake_time(job) - time.monotonic()
                 if wait <= 0:
                     return job
-                self._cond.wait(wait)
+                self._sleep(wait)
 
     def _beat(self, job: Watch) -> bool:
         try:

@@ -1,10 +1,12 @@
-"""``ElasticPool``: threads on demand, never a job behind a long one, threads end when idle."""
+"""The worker class's parts: ``ElasticPool`` (threads on demand, never a job behind a long one,
+threads end when idle) and the cork that sends an answer in one segment."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
-from stq.api.serving import ElasticPool
+from stq.api.serving import ElasticPool, _cork
 from tests.helpers import wait_until
 
 
@@ -53,3 +55,15 @@ def test_an_exception_reaches_the_future() -> None:
     failing = pool.submit(lambda: 1 / 0)
     assert isinstance(failing.exception(timeout=5), ZeroDivisionError)
     pool.shutdown()
+
+
+def test_an_answer_is_corked_only_while_it_is_written() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        with socket.create_connection(listener.getsockname()) as sock:
+            assert _cork(sock, True) is True
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
+            assert _cork(sock, False) is True
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+    left, right = socket.socketpair()  # not TCP: nothing to cork, nothing tried
+    with left, right:
+        assert _cork(left, True) is False

@@ -129,3 +129,37 @@ def test_a_server_that_refuses_held_heartbeats_gets_plain_ones() -> None:
     assert beater._beat(job) is False  # one line in the log, no endless retry
     assert asked == [0.2, 0.0]
     assert beater._beat(job) is False and asked == [0.2, 0.0, 0.0]
+
+
+def test_the_beater_is_woken_once_for_many_short_attempts() -> None:
+    beater = Beater(lambda *args: False, lambda job: None)
+    woken: list[int] = []
+    notify = beater._cond.notify
+    beater._cond.notify = lambda n=1: (woken.append(n), notify(n))  # type: ignore[method-assign]
+    beater.start()
+    wait_until(lambda: beater._asleep_until == float("inf"), what="the idle beater to sleep")
+    job = Watch("a0", os.getpid(), None, interval=5.0)
+    beater.watch(job)  # it slept with nothing to do: this one wakes it
+    wait_until(lambda: 0 < beater._asleep_until < float("inf"), what="a timed sleep")
+    for number in range(1, 50):  # a busy runner's attempts, each due later than that sleep
+        beater.release(job)
+        job = Watch(f"a{number}", os.getpid(), None, interval=5.0)
+        beater.watch(job)
+    beater.release(job)
+    assert woken == [1]
+
+
+def test_an_attempt_after_a_long_one_gets_its_first_heartbeat_on_time() -> None:
+    asked: list[tuple[str, float]] = []
+    beater = Beater(lambda attempt_id, wait: asked.append((attempt_id, time.monotonic())) or False,
+                    lambda job: None)  # fmt: skip
+    beater.start()
+    long = Watch("long", os.getpid(), None, interval=30.0)
+    beater.watch(long)
+    wait_until(lambda: asked, timeout=5, what="the long attempt's heartbeat")
+    beater.release(long)  # the beater rests until the long attempt's next beat, 30 s away
+    short = Watch("next", os.getpid(), None, interval=30.0)
+    beater.watch(short)
+    wait_until(lambda: len(asked) == 2, timeout=5, what="the next attempt's first heartbeat")
+    assert asked[1][0] == "next" and asked[1][1] - short.started < FIRST_BEAT + 1
+    beater.release(short)
