@@ -77,7 +77,11 @@ def apply_counts(tx: Tx, alone: bool = False) -> None:
 
     Called last in every write transaction, so a shard row is locked only
     from here to the commit. Only moves into ``completed``, ``failed`` or back
-    to ``todo`` can change a workflow's state (a claim cannot). Where writes
+    to ``todo`` can change a workflow's state (a claim cannot), and none does in
+    a workflow where the transaction started an attempt (a busy runner's result
+    and next claim): that task stays in process past the commit, since no
+    transaction starts an attempt and then ends one, and every task that left
+    ``in_process`` in it was there before it. Where writes
     run one at a time (SQLite, or a transaction that runs ``alone``) the
     counts read back are exact and the workflow is settled now; otherwise its
     state and counts are read again just after the commit (``tx.after``, sent
@@ -94,6 +98,8 @@ def apply_counts(tx: Tx, alone: bool = False) -> None:
                 tx.defer(ADD_COUNTS, counts)
         if not any(moves[s] > 0 for s in _STATE_CHANGING):
             continue
+        if workflow_id in tx.started:
+            continue  # running at the commit: the attempt just started is in process
         if exact:
             settle(tx, workflow_id)
         else:

@@ -29,6 +29,7 @@ class Tx:
     other servers should look again (PostgreSQL: a NOTIFY with the commit).
     ``tail`` holds statements sent with the COMMIT and ``after`` reads run
     just after it (see ``Dialect.commit``); ``checked`` their rows.
+    ``started`` names the workflows in which an attempt was started.
     """
 
     conn: Any
@@ -39,6 +40,8 @@ class Tx:
     tail: list[Call] = field(default_factory=list)
     after: list[Call] = field(default_factory=list)
     checked: list[Any] = field(default_factory=list)
+    #: Workflows in which this transaction started an attempt: running at its commit.
+    started: set[int] = field(default_factory=set)
 
     def run(self, name: Name, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(self.dialect.queries[name], params)
@@ -75,3 +78,5 @@ def shift(tx: Tx, workflow_id: int, old: TaskState, new: TaskState, count: int =
         moves = tx.moves.setdefault(workflow_id, dict.fromkeys(TaskState, 0))
         moves[old] -= count
         moves[new] += count
+        if new == TaskState.IN_PROCESS:
+            tx.started.add(workflow_id)

@@ -646,6 +646,28 @@ def test_report_and_claim_is_one_step(store: SqlStore) -> None:
     }
 
 
+def test_a_result_that_starts_the_next_attempt_leaves_the_state_unread(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy runner's result and next claim in one workflow cannot end it: no count read."""
+    store = _open_sqlite(tmp_path, clock)
+    settled: list[int] = []
+    settle = transitions.settle
+    monkeypatch.setattr(
+        transitions, "settle", lambda tx, wid: (settled.append(wid), settle(tx, wid))[1]
+    )
+    wid = store.submit_workflow(wf(t("a"), t("b"))).id
+    first = store.claim_attempt("r1", [])
+    assert first is not None
+    settled.clear()  # the submit settles its new workflow
+    _, nxt = store.report_and_claim(first.attempt_id, OK, "r1", [])
+    assert nxt is not None and settled == []  # "b" runs: the workflow runs
+    _, none = store.report_and_claim(nxt.attempt_id, OK, "r1", [])
+    assert none is None and len(settled) == 1  # nothing started: the counts decide, and
+    assert store.get_workflow(wid).state == WorkflowState.COMPLETED  # the workflow ended
+    store.close()
+
+
 def test_a_repeated_result_gets_the_same_next_attempt(store: SqlStore) -> None:
     """The runner lost the answer and sends the result again: no second claim to orphan."""
     wid = store.submit_workflow(wf(t("a"), t("b"), t("c"))).id
