@@ -77,7 +77,7 @@ def main() -> int:
         print(f"workloads, {repeat} repetition(s):", flush=True)
         run_workloads(res, repeat, tmp)
         print("scale:", flush=True)
-        res.scale = scale.measure(tmp, depth=100 if args.quick else 1000)
+        res.scale = scale.measure(tmp, depth=100 if args.quick else 1000, repeat=repeat)
         if args.quick:
             res.notes.append("--quick: scale measured at 10,000 tasks, not 100,000.")
         if not args.skip_recovery:

@@ -2,6 +2,8 @@
 
 - validate: ``stq validate`` of the 1,000-layer file (a whole command, as typed);
 - submit: ``stq submit`` of it to a fresh ``stq server`` (client validation + POST + store);
+- each of those four: the median of the repetitions (a single run of a 10 s command
+  moved by half from one run to the next on a shared 2-core machine);
 - the same two for 100,000 tasks made by matrix expansion (400 matrix tasks of
   250 combinations, sent as written: the server expands them);
 - claim latency: median of client-timed ``POST /attempts/claim`` (wait 0) against a
@@ -66,25 +68,35 @@ def _claim_times(url: str, claims: int) -> list[float]:
 
 
 def _record_rss(scale: Scale, label: str, pid: int) -> None:
+    """Each process's peak resident memory, the highest of the repetitions."""
     for i, proc in enumerate(procs.process_tree(pid)):
-        role = "master" if i == 0 else f"worker {i}"
-        scale.rss_mib[f"{label} {role}"] = procs.peak_rss_mib(proc)
+        key = f"{label} {'master' if i == 0 else f'worker {i}'}"
+        scale.rss_mib[key] = max(scale.rss_mib.get(key, 0.0), procs.peak_rss_mib(proc))
 
 
-def measure(tmp: Path, depth: int = 1000, width: int = 100) -> Scale:
+def _validate_and_submit(
+    scale: Scale, workflow: Path, tmp: Path, repeat: int, label: str | None = None
+) -> tuple[float, float]:
+    """Medians of ``repeat`` runs: ``stq validate``, and ``stq submit`` to a fresh server."""
+    validates, submits = [], []
+    for _ in range(repeat):
+        validates.append(_timed([procs.STQ, "validate", str(workflow)], tmp))
+        with procs.server(tmp / f"{workflow.stem}-{time.monotonic_ns()}.db") as (url, proc):
+            submits.append(_timed([procs.STQ, "submit", str(workflow), "--server", url], tmp))
+            if label is not None:
+                _record_rss(scale, label, proc.pid)
+    return statistics.median(validates), statistics.median(submits)
+
+
+def measure(tmp: Path, depth: int = 1000, width: int = 100, repeat: int = 1) -> Scale:
     """Everything above for a ``depth`` x ``width`` layered workflow."""
     n = depth * width
     scale = Scale(tasks=n)
     big = dags.write_workflow(tmp / "big.yaml", "big", dags.layers(depth, width))
-    scale.validate = _timed([procs.STQ, "validate", str(big)], tmp)
-    with procs.server(tmp / "big.db") as (url, proc):
-        scale.submit = _timed([procs.STQ, "submit", str(big), "--server", url], tmp)
-        _record_rss(scale, "layered", proc.pid)
+    scale.validate, scale.submit = _validate_and_submit(scale, big, tmp, repeat, "layered")
     matrices = tmp / "matrices.yaml"
     write_matrices(matrices, n // MATRIX_COMBINATIONS, 25, MATRIX_COMBINATIONS // 25, 40)
-    scale.matrix_validate = _timed([procs.STQ, "validate", str(matrices)], tmp)
-    with procs.server(tmp / "matrices.db") as (url, proc):
-        scale.matrix_submit = _timed([procs.STQ, "submit", str(matrices), "--server", url], tmp)
+    scale.matrix_validate, scale.matrix_submit = _validate_and_submit(scale, matrices, tmp, repeat)
     sizes = (1_000, n)
     with ExitStack() as servers:
         running = {}
