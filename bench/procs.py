@@ -73,7 +73,8 @@ def healthy(url: str) -> bool:
 
 #: The recommended command line with gunicorn's own worker class (docs/api.md, "Serving").
 PLAIN_GUNICORN = ["-m", "gunicorn", "stq.api:app", "--workers", "4", "--worker-class", "gthread",
-                  "--threads", "1000", "--no-control-socket"]  # fmt: skip
+                  "--threads", "1000", "--worker-connections", "2000",
+                  "--no-control-socket"]  # fmt: skip
 
 
 @contextmanager

@@ -67,6 +67,8 @@ ACCEPT_DELAY_PER_CONNECTION = 0.0005
 BALANCE_BELOW = 16
 #: Seconds accepting pauses when the process is out of descriptors or threads.
 RESOURCE_PAUSE = 0.1
+#: Linux's option to hold partial segments until uncorked (None elsewhere).
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 #: accept() errors that mean "out of resources for now", not "broken".
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -211,12 +213,12 @@ def _readable(conn: gthread.TConn, timeout: float) -> bool:
 
 
 def _cork(sock: socket.socket, on: bool) -> bool:
-    """Hold (or release) partial segments on ``sock``; False where TCP_CORK is unknown."""
-    cork = getattr(socket, "TCP_CORK", None)
-    if cork is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+    """Hold (or release) partial segments on ``sock``; False where it cannot be corked
+    (no TCP_CORK on this system, or not a TCP socket)."""
+    if _TCP_CORK is None:
         return False
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, cork, int(on))
+        sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, on)
     except OSError:
         return False
     return True
