@@ -144,12 +144,18 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _repetitions(res: Results) -> int:
+    """How many times each workload ran on each system."""
+    return max((len(walls) for walls in res.walls.values()), default=0)
+
+
 def markdown(res: Results, systems: list[str]) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# STQ benchmark results",
         f"Measured {when} on {machine()}.",
-        "Medians of the repetitions, systems alternating within each repetition. STQ walls "
+        f"Medians of {_repetitions(res)} repetition(s) (scale: of its validates and submits), "
+        "systems alternating within each repetition. STQ walls "
         "are from the workflow's submit (the store's commit of it) to its terminal commit, "
         "with the server and runners already started and idle; `stq run`'s whole command "
         "(server and runner start-up and shutdown included) is in the last column. make's "
