@@ -146,7 +146,9 @@ def test_the_beater_is_woken_once_for_many_short_attempts() -> None:
         job = Watch(f"a{number}", os.getpid(), None, interval=5.0)
         beater.watch(job)
     beater.release(job)
-    assert woken == [1]
+    # One wake-up; a second only if a loaded machine made the loop outlast that sleep and
+    # the thread, finding no attempt, slept with nothing to do. Never one per attempt.
+    assert len(woken) <= 2
 
 
 def test_an_attempt_after_a_long_one_gets_its_first_heartbeat_on_time() -> None:
