@@ -77,15 +77,14 @@ def apply_counts(tx: Tx, alone: bool = False) -> None:
 
     Called last in every write transaction, so a shard row is locked only
     from here to the commit. Only moves into ``completed``, ``failed`` or back
-    to ``todo`` can change a workflow's state (a claim cannot), and none does in
-    a workflow where the transaction started an attempt (a busy runner's result
-    and next claim): that task stays in process past the commit, since no
-    transaction starts an attempt and then ends one, and every task that left
-    ``in_process`` in it was there before it. Where writes
-    run one at a time (SQLite, or a transaction that runs ``alone``) the
-    counts read back are exact and the workflow is settled now; otherwise its
-    state and counts are read again just after the commit (``tx.after``, sent
-    in the commit's round trip), for the store to settle it if they say so.
+    to ``todo`` can change a workflow's state (a claim cannot), and a workflow
+    in which the transaction started an attempt (a busy runner's result and
+    next claim) is running at the commit: no transaction starts an attempt and
+    then ends it. Where writes run one at a time (SQLite, or a transaction that
+    runs ``alone``) the counts read back are exact and the workflow is settled
+    now; otherwise its state and counts are read again just after the commit
+    (``tx.after``, sent in the commit's round trip), for the store to settle it
+    if they say so.
     """
     exact = alone or tx.dialect.serial_writes
     for workflow_id in sorted(tx.moves):
