@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -115,11 +115,20 @@ def test_nothing_comes_within_the_wait(desk: ClaimDesk, queue: Queue) -> None:
     assert queue.calls == []  # nothing was claimable: no claim was tried
 
 
+def in_line(desk: ClaimDesk, pool: ThreadPoolExecutor, count: int, wait: float) -> list[Future]:
+    """``count`` waiters ``r0``, ``r1``... queued in that order (pool threads started
+    together would reach the desk in any order), each waiting up to ``wait`` s."""
+    waits = []
+    for i in range(count):
+        waits.append(pool.submit(desk.wait, f"r{i}", CPU, wait))
+        wait_until(lambda n=i + 1: desk.waiting() == n, interval=0.001)
+    return waits
+
+
 def test_one_task_costs_one_claim_however_many_wait(
     desk: ClaimDesk, queue: Queue, pool: ThreadPoolExecutor
 ) -> None:
-    waits = [pool.submit(desk.wait, f"r{i}", CPU, 1.0) for i in range(50)]
-    assert wait_until(lambda: desk.waiting() == 50)
+    waits = in_line(desk, pool, 50, 2.0)
     looks_before = queue.looks
     queue.add(frozenset())
     assert wait_until(lambda: desk.waiting() == 49)
@@ -130,8 +139,7 @@ def test_one_task_costs_one_claim_however_many_wait(
 
 
 def test_k_tasks_wake_k_waiters(desk: ClaimDesk, queue: Queue, pool: ThreadPoolExecutor) -> None:
-    waits = [pool.submit(desk.wait, f"r{i}", CPU, 1.0) for i in range(40)]
-    assert wait_until(lambda: desk.waiting() == 40)
+    waits = in_line(desk, pool, 40, 2.0)
     queue.add(*[frozenset()] * 7)
     assert wait_until(lambda: desk.waiting() == 33)
     claimed = {c.attempt_id for w in waits if (c := w.result(timeout=5)) is not None}
@@ -178,8 +186,7 @@ def test_a_store_failure_reaches_the_waiters(desk: ClaimDesk, queue: Queue) -> N
 def test_more_waiters_than_a_batch_are_all_served(
     desk: ClaimDesk, queue: Queue, pool: ThreadPoolExecutor
 ) -> None:
-    waits = [pool.submit(desk.wait, f"r{i}", CPU, 2.0) for i in range(60)]
-    assert wait_until(lambda: desk.waiting() == 60)
+    waits = in_line(desk, pool, 60, 2.0)
     queue.add(*[frozenset()] * 45)
     assert wait_until(lambda: desk.waiting() == 15)
     claimed = [c.attempt_id for w in waits if (c := w.result(timeout=5)) is not None]
