@@ -116,7 +116,9 @@ WAIT=20
 printf '{"runner": "%s", "labels": %s, "wait": %s}' "$NAME" "$(labels_json "${STQ_LABELS:-}")" \
   "$WAIT" >"$WORK/claim_body.json"
 log "serving $URL"
-idle_since=$(date +%s)
+IDLE_MS=""
+[ -n "$IDLE" ] && IDLE_MS=$(ms "$IDLE")
+idle_since=$(now_ms)
 while [ "$STOP" = 0 ]; do
   code="$(api POST /api/v1/attempts/claim "$WORK/claim_body.json")"
   case "$code" in
@@ -124,13 +126,14 @@ while [ "$STOP" = 0 ]; do
          log "claimed $(field task_name "$WORK/claim.json") attempt $(field attempt_number "$WORK/claim.json")"
          run_attempt "$WORK/claim.json"
          report "$(field attempt_id "$WORK/claim.json")"
-         idle_since=$(date +%s) ;;
+         idle_since=$(now_ms)
+         continue ;;  # it had work: idle time starts again
     204) ;;
     401) log "the server refused the token: set STQ_TOKEN"; exit 2 ;;
     4*) log "the server refused the claim ($code): $(cat "$WORK/answer"); retrying"; sleep 2 ;;
     *) log "cannot reach $URL ($code); retrying"; sleep 2 ;;
   esac
-  if [ -n "$IDLE" ] && [ $(( $(date +%s) - idle_since )) -ge "${IDLE%.*}" ]; then
+  if [ -n "$IDLE_MS" ] && [ $(( $(now_ms) - idle_since )) -ge "$IDLE_MS" ]; then
     log "idle for ${IDLE}s: exiting"; break
   fi
 done

@@ -154,7 +154,7 @@ def test_contrib_runner_sh_completes_tasks(tmp_path: Path, start_server, json_to
     api = Api(server.url)
     wf_state = api.workflow(wf_id)
     states = {t["name"]: t["state"] for t in wf_state["tasks"]}
-    assert states == {"shell": "completed", "argv": "completed", "bad": "failed"}
+    assert states == {"shell": "completed", "argv": "completed", "bad": "failed"}, result.stderr
     assert (tmp_path / "out.txt").read_text() == "hi shell\n"
     assert (tmp_path / "sub" / "where.txt").read_text().strip() == str(tmp_path / "sub")
     bad = api.task(wf_id, "bad")["attempts"][0]
