@@ -26,6 +26,11 @@ method, and nothing here reads or writes HTTP:
   separately; the socket is corked while the application answers, so the
   client is woken once per answer, not twice.
 * **Balance.** The worker holding the fewest connections accepts the next.
+* **Closing off the main thread.** gunicorn drains a connection it closes
+  with a blocking read on the worker's main thread, so a client that asks
+  for ``Connection: close`` and then neither reads nor closes stalls the
+  whole worker for two seconds; here the drain waits in the poller
+  (``stq.api.lingering``).
 * **Eviction before refusal.** At ``--worker-connections`` gunicorn stops
   accepting, so idle connections (parked keep-alives, or connections that
   never sent a byte) would lock out a runner that needs to report a result.
@@ -54,6 +59,7 @@ from gunicorn.workers import gthread
 # app's modules with it lets every worker share one copy of them, where each would
 # otherwise import its own after the fork (~8 MB more per worker process).
 import stq.api.application  # noqa: F401
+from stq.api.lingering import LingeringCloses
 
 #: Seconds a thread waits for the next request on the connection it just answered.
 LINGER = 0.1
@@ -83,6 +89,7 @@ class StqWorker(gthread.ThreadWorker):
         self.cfg = SettledConfig(self.cfg)
         self._heads: dict[gthread.TConn, float] = {}  # connection -> head deadline
         self._heads_lock = threading.Lock()
+        self._closing: LingeringCloses | None = None  # made with the poller, in run()
 
     def load_wsgi(self) -> None:
         """Load the app, then let it open its store before the first request comes."""
@@ -140,6 +147,21 @@ class StqWorker(gthread.ThreadWorker):
 
     # --- the main thread -----------------------------------------------------------
 
+    def run(self) -> None:
+        self._closing = LingeringCloses(self.poller, self.worker_connections)
+        try:
+            super().run()
+        finally:
+            self._closing.close_all()
+
+    def finish_request(self, conn: gthread.TConn, fs: Future[Any]) -> None:
+        """gunicorn's, except that a connection to close is drained from the poller."""
+        if self._closing is not None and _closes(fs):
+            self.nr_conns -= 1
+            self._closing.close(conn.sock)
+            return
+        super().finish_request(conn, fs)
+
     def murder_pending(self) -> None:
         """gunicorn's clean-up of silent new connections, plus heads past their deadline."""
         super().murder_pending()
@@ -150,6 +172,8 @@ class StqWorker(gthread.ThreadWorker):
                 del self._heads[conn]
         for conn in late:
             _shut(conn.sock)  # the thread's blocked read returns end-of-stream
+        if self._closing is not None:
+            self._closing.expire()
 
     def accept(self, listener: socket.socket) -> None:
         """gunicorn's accept, left to the idlest worker, pausing when resources run out.
@@ -193,6 +217,14 @@ class StqWorker(gthread.ThreadWorker):
                 conn.close()
                 evicted = True
         return evicted
+
+
+def _closes(fs: Future[Any]) -> bool:
+    """Whether gunicorn would close the connection gracefully: the request's handling
+    ended without keep-alive (an exception closes it at once, without a drain)."""
+    if fs.cancelled():
+        return True
+    return fs.exception() is None and not fs.result()
 
 
 def _next_request_soon(conn: gthread.TConn) -> bool:

@@ -2,8 +2,9 @@
 
 Each reproduces an attack found by probing the server from outside: a body
 announced and never sent, heads trickled a byte at a time, connections opened
-and left silent, a refused request that keeps sending, malformed and
-oversized heads, and (with no token) requests a web page could make. Each
+and left silent, clients that ask for a close and then hold on, a refused
+request that keeps sending, malformed and oversized heads, and (with no
+token) requests a web page could make. Each
 asserts the answer (or the close), that the server's memory comes back within
 10% of where it started, and, where the server holds slow clients apart from
 the rest (``stq server``), that health and an authenticated call answer
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from stq.api.lingering import LINGER
 from stq.api.serving import HEAD_TIMEOUT
 from stq.settings import BODY_GRACE
 from tests.helpers import wait_until
@@ -204,6 +206,30 @@ def test_silent_connections_lock_nobody_out(stq_server: Target) -> None:
     try:
         with Prober(target) as prober:
             time.sleep(3)  # held open while the prober works (nothing else to wait for)
+        prober.assert_served()
+    finally:
+        for sock in sockets:
+            sock.close()
+    memory_comes_back(target, start)
+
+
+def test_clients_that_ask_to_close_and_then_hold_on_stall_nobody(stq_server: Target) -> None:
+    """Requests with ``Connection: close`` whose clients then neither read nor close: the
+    server drains such a connection before closing it, and must not wait on it meanwhile."""
+    target = stq_server
+    start = target.rss_mib()
+    request = head(target, "GET", "/api/v1/health", "Connection: close")
+    sockets = [connect(target) for _ in range(100)]
+    try:
+        with Prober(target) as prober:
+            began = time.monotonic()
+            for i, sock in enumerate(sockets):
+                sock.sendall(request)
+                time.sleep(max(0.0, began + (i + 1) * 0.03 - time.monotonic()))  # the pace
+            for sock in sockets:
+                answer = closed_or_answered(sock, LINGER + 5)
+                assert answer is not None, "a closing connection was kept past its linger"
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
         prober.assert_served()
     finally:
         for sock in sockets:
