@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stq.model import Claim, Offer
+from stq.store.runners import Notes
 
 #: Seconds between two reads of the store's change marker while runners wait.
 POLL_INTERVAL = 0.005
@@ -41,8 +42,6 @@ FAILURE_PAUSE = 0.5
 BATCH = 32
 #: Seconds between two notes of every waiting runner as heard from.
 SEE_EVERY = 10.0
-#: Runners remembered as lately noted before the list is pruned.
-MAX_HEARD = 10_000
 
 Labels = frozenset[str]
 
@@ -84,8 +83,10 @@ class ClaimDesk:
         see_every: float = SEE_EVERY,
     ):
         """``see`` notes waiting runners as heard from (the runners view), in one
-        write: each once on arrival, and all again every ``see_every`` seconds
-        while they wait, so a long poll never reads as a runner gone."""
+        write: each on arrival unless it was noted less than ``see_every`` seconds
+        ago (a busy runner waits briefly between tasks, and a write each time would
+        cost a commit per task), and all again every ``see_every`` seconds while
+        they wait, so a long poll never reads as a runner gone."""
         self._look = look
         self._claim = claim
         self._marker = marker
@@ -94,7 +95,7 @@ class ClaimDesk:
         self._cond = threading.Condition()
         self._groups: dict[Labels, deque[Waiter]] = {}
         self._arrived: list[Waiter] = []  # not yet noted as seen
-        self._heard: dict[str, float] = {}  # runner -> when it was last noted, without waiting
+        self._notes = Notes(see_every)  # who was noted lately, waiting or not
         self._news = False  # a waiter arrived or this process wrote: look now
         self._pid: int | None = None
 
@@ -121,14 +122,10 @@ class ClaimDesk:
     def heard_from(self, runner: str, labels: Labels) -> None:
         """A runner asked without waiting: note it for the runners view, at most every
         ``see_every`` seconds (a runner that polls often must not cost a write each time)."""
-        now = time.monotonic()
         with self._cond:
-            if now - self._heard.get(runner, -self._see_every) < self._see_every:
-                return
-            self._heard[runner] = now
-            if len(self._heard) > MAX_HEARD:
-                self._heard = {r: t for r, t in self._heard.items() if now - t < self._see_every}
-        self._note([(runner, labels)])
+            due = self._notes.due(runner, labels)
+        if due:
+            self._note([(runner, labels)])
 
     def _note(self, runners: list[tuple[str, Labels]]) -> None:
         """Note runners as heard from; housekeeping, so a failure here fails no claim (the
@@ -173,8 +170,8 @@ class ClaimDesk:
                 if now - all_seen_at >= self._see_every:
                     arrived = [w for queue in self._groups.values() for w in queue]
                     all_seen_at = now
-                else:
-                    arrived = self._arrived
+                else:  # a busy runner waits briefly between tasks: note it now and then
+                    arrived = [w for w in self._arrived if self._notes.due(w.runner, w.labels)]
                 self._arrived = []
             try:
                 if arrived:  # before the marker: this write must not read as news

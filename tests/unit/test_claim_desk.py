@@ -192,3 +192,14 @@ def test_more_waiters_than_a_batch_are_all_served(
     claimed = [c.attempt_id for w in waits if (c := w.result(timeout=5)) is not None]
     assert claimed == [f"a-r{i}" for i in range(45)]
     assert [len(call) for call in queue.calls][:2] == [32, 28]  # a full batch, then the rest
+
+
+def test_a_busy_runner_coming_back_to_wait_is_noted_once(desk: ClaimDesk, queue: Queue) -> None:
+    """Between two tasks a busy runner waits a moment; noting it each time would cost a
+    commit per task, while the runners view needs it only every ``see_every`` seconds."""
+    for _ in range(3):
+        assert desk.wait("r1", CPU, 0.05) is None
+    desk.heard_from("r1", CPU)
+    assert desk.wait("r2", CPU, 0.05) is None
+    assert wait_until(lambda: "r2" in queue.seen)  # the arrivals before it were taken in
+    assert queue.seen == ["r1", "r2"]
