@@ -18,7 +18,6 @@ import selectors
 import socket
 import time
 from collections import OrderedDict
-from functools import partial
 
 #: Seconds a closing connection is drained at most before it is closed regardless.
 LINGER = 2.0
@@ -38,48 +37,48 @@ class LingeringCloses:
         self._poller = poller
         self._most = max(1, most)
         self._linger = linger
-        self._deadlines: OrderedDict[socket.socket, float] = OrderedDict()  # oldest first
-        self._drained: dict[socket.socket, int] = {}
+        #: Each closing connection's deadline and the bytes drained from it, oldest first.
+        self._closing: OrderedDict[socket.socket, tuple[float, int]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._deadlines)
+        return len(self._closing)
 
     def close(self, sock: socket.socket) -> None:
         """Shut the write side now; close once the client is done or its time is up."""
         try:
             sock.shutdown(socket.SHUT_WR)
             sock.setblocking(False)
-            self._poller.register(sock, selectors.EVENT_READ, partial(self._readable, sock))
+            self._poller.register(sock, selectors.EVENT_READ, self._readable)
         except (OSError, ValueError, KeyError):
             _close(sock)  # already reset, or not a socket the poller takes: nothing to drain
             return
-        while len(self._deadlines) >= self._most:
-            self._end(next(iter(self._deadlines)))
-        self._deadlines[sock] = time.monotonic() + self._linger
-        self._drained[sock] = 0
+        while len(self._closing) >= self._most:
+            self._end(next(iter(self._closing)))
+        self._closing[sock] = (time.monotonic() + self._linger, 0)
 
     def expire(self) -> None:
         """Close those whose time is up (called from the worker's loop, about every second)."""
         now = time.monotonic()
-        while self._deadlines:
-            sock, deadline = next(iter(self._deadlines.items()))
+        while self._closing:
+            sock, (deadline, _) = next(iter(self._closing.items()))
             if deadline > now:
                 return
             self._end(sock)
 
     def close_all(self) -> None:
-        while self._deadlines:
-            self._end(next(iter(self._deadlines)))
+        while self._closing:
+            self._end(next(iter(self._closing)))
 
-    def _readable(self, sock: socket.socket, _fileobj: object = None) -> None:
-        drained = self._drained.get(sock)
-        if drained is None:
+    def _readable(self, sock: socket.socket) -> None:
+        """The poller's callback: read what came, and end the connection when it is done."""
+        if sock not in self._closing:
             return  # ended meanwhile
+        deadline, drained = self._closing[sock]
         while drained < MAX_DRAIN:
             try:
                 data = sock.recv(CHUNK)
             except (BlockingIOError, InterruptedError):
-                self._drained[sock] = drained
+                self._closing[sock] = (deadline, drained)  # its place in line is kept
                 return  # all read for now: wait for more, or the end
             except OSError:
                 break
@@ -89,8 +88,7 @@ class LingeringCloses:
         self._end(sock)
 
     def _end(self, sock: socket.socket) -> None:
-        self._deadlines.pop(sock, None)
-        self._drained.pop(sock, None)
+        self._closing.pop(sock, None)
         try:
             self._poller.unregister(sock)
         except (KeyError, ValueError, OSError):

@@ -173,12 +173,9 @@ class Prober:
         assert self._process is not None
         out, _ = self._process.communicate("", timeout=30)
         seen = json.loads(out)
-        self.probes, self.slowest, self.slowest_at = (
-            seen["probes"],
-            seen["slowest"],
-            seen["slowest_at"],
+        self.probes, self.slowest, self.slowest_at, self.blips, self.failures = (
+            seen[key] for key in ("probes", "slowest", "slowest_at", "blips", "failures")
         )
-        self.blips, self.failures = seen["blips"], seen["failures"]
 
     def assert_served(self) -> None:
         assert self.probes >= 4, "the prober hardly ran"

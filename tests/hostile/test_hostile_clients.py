@@ -4,11 +4,11 @@ Each reproduces an attack found by probing the server from outside: a body
 announced and never sent, heads trickled a byte at a time, connections opened
 and left silent, clients that ask for a close and then hold on, a refused
 request that keeps sending, malformed and oversized heads, and (with no
-token) requests a web page could make. Each
-asserts the answer (or the close), that the server's memory comes back within
-10% of where it started, and, where the server holds slow clients apart from
-the rest (``stq server``), that health and an authenticated call answer
-within 100 ms throughout. Plain ``gunicorn stq.api:app`` runs one sync worker:
+token) requests a web page could make. Each asserts the answer (or the
+close), that the server's memory comes back within 10% of where it started,
+and, where the server holds slow clients apart from the rest (``stq
+server``), that health and an authenticated call answer within 100 ms
+throughout. Plain ``gunicorn stq.api:app`` runs one sync worker:
 a slow client has it to itself, so there only the answers and the memory are
 asserted.
 """
