@@ -81,12 +81,26 @@ def floors(res: Results) -> list[tuple[str, str, bool]]:
             continue
         for w in (w1, w3):
             ratio = res.median(w, make) / res.median(w, system)
-            out.append((f"{system}, {w}: rate >= {rate_floor}x make's", f"{ratio:.2f}x",
+            out.append((f"{system}, {w}: rate >= {rate_floor}x make's",
+                        _with_spread(ratio, res.walls[w, make], res.walls[w, system]),
                         ratio >= rate_floor))  # fmt: skip
         ratio = res.median(w2, system) / res.median(w2, make)
-        out.append((f"{system}, {w2}: hop <= {hop_ceiling}x make's", f"{ratio:.2f}x",
+        out.append((f"{system}, {w2}: hop <= {hop_ceiling}x make's",
+                    _with_spread(ratio, res.walls[w2, system], res.walls[w2, make]),
                     ratio <= hop_ceiling))  # fmt: skip
     return out
+
+
+def _with_spread(ratio: float, tops: list[float], bottoms: list[float]) -> str:
+    """The ratio of medians, and the lowest and highest ratio of a single repetition.
+
+    On a shared 2-core machine one repetition's ratio can stray a fifth either
+    way from the next one's: the range says how far a floor is from that noise.
+    """
+    each = [top / bottom for top, bottom in zip(tops, bottoms, strict=True)]
+    if len(each) < 2:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2f}x (repetitions {min(each):.2f}-{max(each):.2f}x)"
 
 
 def targets(res: Results) -> list[tuple[str, str, bool]]:
