@@ -8,16 +8,17 @@ Each repetition runs every chosen workload on ``stq server`` and 4 runners of
 each build in turn (the one given first, then this checkout's, and the other
 way round in the next repetition, so that a drift of the host's pace favours
 neither), each run followed by make on the same DAG, and keeps its ratio to
-that make run. On a shared 2-core
-host the machine's own pace moves by a fifth within minutes, more than most
-changes are worth; a ratio to a make run seconds away cancels much of it, and
-the range of the ratios shows what is left. Prints, per workload and build,
+that make run. On a shared 2-core host the machine's own pace moves by a fifth
+within minutes, more than most changes are worth; a ratio to a make run
+seconds away cancels much of it, and the range of the ratios shows what is
+left. Prints, per workload and build,
 the median ratio, its range and the CPU per task.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -34,26 +35,21 @@ def compare(
 ) -> None:
     """Run and print the comparison (see the module docstring)."""
     for name in workloads:
-        build_dag, _ = dags.WORKLOADS[name]
-        dag = build_dag()
-        slug = name.split()[0].lower()
-        workflow = dags.write_workflow(tmp / f"{slug}.yaml", slug, dag)
-        makefile = dags.write_makefile(tmp / f"{slug}.mk", dag)
+        workflow, makefile, tasks = dags.write_workload(name, tmp)
+        chain = "chain" in name  # a time per hop: the multiple of make's, lower is better
         ratios: dict[str, list[float]] = {label: [] for label in builds}
         cpus: dict[str, list[float]] = {label: [] for label in builds}
+        order = list(builds.items())
         for rep in range(repeat):
-            order = list(builds.items())
             for label, stq in order if rep % 2 == 0 else reversed(order):
-                procs.STQ = stq
-                run = systems.stq_server(workflow, tmp, workers=workers)
+                run = systems.stq_server(workflow, tmp, workers=workers, stq=stq)
                 make = systems.make(makefile, tmp)
-                chain = "chain" in name  # a time per hop: lower is better, as make's multiple
+                assert run.cpu is not None  # stq_server always measures it
                 ratios[label].append(run.wall / make.wall if chain else make.wall / run.wall)
-                cpus[label].append((run.cpu or 0.0) * 1000 / len(dag))
-        for label in builds:
-            each = ratios[label]
+                cpus[label].append(run.cpu * 1000 / tasks)
+        for label, each in ratios.items():
             print(
-                f"{name:11s} {label:6s} {'hop' if 'chain' in name else 'rate'} "
+                f"{name:11s} {label:6s} {'hop' if chain else 'rate'} "
                 f"{statistics.median(each):.3f}x make's (repetitions {min(each):.3f}-"
                 f"{max(each):.3f}x), CPU {statistics.median(cpus[label]):.2f} ms/task",
                 flush=True,
@@ -72,7 +68,10 @@ def main() -> int:
         help="a workload to run (repeatable; default all)",
     )
     args = parser.parse_args()
-    builds = {"base": str(Path(args.base).resolve()), "this": procs.STQ}
+    base = Path(args.base).resolve()
+    if not os.access(base, os.X_OK) or base.is_dir():
+        parser.error(f"{args.base}: no such executable (the other build's .venv/bin/stq)")
+    builds = {"base": str(base), "this": procs.STQ}
     with tempfile.TemporaryDirectory(prefix="stq-ab-") as name:
         compare(
             builds, args.workload or list(dags.WORKLOADS), args.repeat, args.workers, Path(name)

@@ -54,6 +54,16 @@ def write_workflow(path: Path, name: str, dag: Dag) -> Path:
     return path
 
 
+def write_workload(name: str, directory: Path) -> tuple[Path, Path, int]:
+    """A workload of ``WORKLOADS`` as a workflow file and a Makefile in ``directory``,
+    and its number of tasks."""
+    build, _ = WORKLOADS[name]
+    dag = build()
+    slug = name.split()[0].lower()
+    workflow = write_workflow(directory / f"{slug}.yaml", slug, dag)
+    return workflow, write_makefile(directory / f"{slug}.mk", dag), len(dag)
+
+
 def write_makefile(path: Path, dag: Dag) -> Path:
     """Phony targets, one per task, each running ``true`` after its dependencies."""
     names = " ".join(dag)

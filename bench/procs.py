@@ -83,8 +83,10 @@ def server(
     workers: int | None = None,
     env: dict[str, str] | None = None,
     plain: bool = False,
+    stq: str = STQ,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``stq server`` (or, ``plain``, gunicorn's own gthread) on a free port, on ``db``."""
+    """``stq server`` (or, ``plain``, gunicorn's own gthread) on a free port, on ``db``;
+    ``stq`` is the build's executable."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     bind = f"127.0.0.1:{port}"
@@ -92,7 +94,7 @@ def server(
         argv = [sys.executable, *PLAIN_GUNICORN, "--bind", bind]
         env = {**(env or clean_env()), "STQ_DB": str(db)}
     else:
-        argv = [STQ, "server", "--bind", bind, "--db", str(db)]
+        argv = [stq, "server", "--bind", bind, "--db", str(db)]
         if workers is not None:
             argv += ["--workers", str(workers)]
     proc = spawn(argv, env or clean_env(), db.parent)
@@ -104,9 +106,9 @@ def server(
 
 
 @contextmanager
-def runners(url: str, count: int, cwd: Path, env: dict[str, str] | None = None):
-    """``count`` ``stq worker`` processes; yields their Popen objects."""
-    procs = [spawn([STQ, "worker", url, "--name", f"r{i}"], env or clean_env(), cwd)
+def runners(url: str, count: int, cwd: Path, env: dict[str, str] | None = None, stq: str = STQ):
+    """``count`` ``stq worker`` processes of the build ``stq``; yields their Popen objects."""
+    procs = [spawn([stq, "worker", url, "--name", f"r{i}"], env or clean_env(), cwd)
              for i in range(count)]  # fmt: skip
     try:
         yield procs

@@ -35,14 +35,9 @@ SYSTEMS = [
 def run_workloads(res: Results, repeat: int, tmp: Path) -> None:
     """Each repetition runs every workload on every system in turn (alternating)."""
     files = {}
-    for name, (build, _) in dags.WORKLOADS.items():
-        dag = build()
-        res.sizes[name] = len(dag)
-        slug = name.split()[0].lower()
-        files[name] = (
-            dags.write_workflow(tmp / f"{slug}.yaml", slug, dag),
-            dags.write_makefile(tmp / f"{slug}.mk", dag),
-        )
+    for name in dags.WORKLOADS:
+        workflow, makefile, res.sizes[name] = dags.write_workload(name, tmp)
+        files[name] = (workflow, makefile)
     for rep in range(repeat):
         for name, (workflow, makefile) in files.items():
             timings = {

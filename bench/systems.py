@@ -52,14 +52,19 @@ def _await_terminal(db: Path, timeout: float = 300) -> tuple[float, float]:
 
 
 def stq_server(
-    workflow: Path, tmp: Path, workers: int | None = None, plain: bool = False
+    workflow: Path,
+    tmp: Path,
+    workers: int | None = None,
+    plain: bool = False,
+    stq: str = procs.STQ,
 ) -> Timing:
-    """A fresh ``stq server`` (or plain gunicorn) and 4 ``stq worker``s, idle; submit; wait."""
+    """A fresh ``stq server`` (or plain gunicorn) and 4 ``stq worker``s of the build
+    ``stq``, idle; submit; wait."""
     db = tmp / f"server-{time.monotonic_ns()}.db"
     document = yaml.safe_load(workflow.read_text())
     with (
-        procs.server(db, workers, plain=plain) as (url, server),
-        procs.runners(url, JOBS, tmp) as runners,
+        procs.server(db, workers, plain=plain, stq=stq) as (url, server),
+        procs.runners(url, JOBS, tmp, stq=stq) as runners,
     ):
         time.sleep(1.5)  # runners imported and idle in their long polls
         pids = procs.process_tree(server.pid) + [r.pid for r in runners]
